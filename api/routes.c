@@ -1,0 +1,43 @@
+#include "api/api_int.h"
+
+#include <string.h>
+
+#define LOG_TAG "api"
+
+/* Every route of the REST API; docs and tests walk this table. */
+const struct api_route api_routes[] = {
+    {"GET", "/api/v1/health", api_get_health},
+};
+const size_t api_nroutes = ARRAY_SIZE(api_routes);
+
+/*
+ * GET /api/v1/health: liveness for load balancers and operators. Answers
+ * 200 while the database answers, 503 otherwise.
+ */
+void api_get_health(struct api_req *req)
+{
+  struct api *api = req->api;
+  char started[32], err[256] = "";
+  int64_t devices = -1, rollouts = -1;
+  bool db_ok;
+  json_t *body;
+
+  db_ok = db_check(api->db, err, sizeof(err)) == 0 &&
+          db_count_devices(api->db, &devices) == 0 &&
+          db_count_rollouts(api->db, &rollouts) == 0;
+  format_iso8601(api->started_wall, started, sizeof(started));
+  body =
+      json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:i, s:s*}, s:I, s:I}",
+                "status", db_ok ? "ok" : "degraded", "version",
+                PACKAGE_VERSION, "started_at", started, "uptime_s",
+                (json_int_t)((loop_now(api->loop) - api->started_mono) / 1000),
+                "database", "state", db_ok ? "ok" : "error", "path",
+                db_path(api->db), "schema_version", db_schema_version(api->db),
+                "error", db_ok ? NULL : err, "devices", (json_int_t)devices,
+                "rollouts", (json_int_t)rollouts);
+  if (!body) {
+    api_reply_error(req, 500, "internal", "cannot build the health reply");
+    return;
+  }
+  api_reply_json(req, db_ok ? 200 : 503, body);
+}

@@ -1,0 +1,399 @@
+/*
+ * fotad: parse the command line and the config, open the database, start
+ * the CoAP and HTTP listeners on one loop, and run until a signal says stop.
+ */
+#include "daemon/settings.h"
+
+#include "api/api.h"
+#include "db/db.h"
+#include "server/srv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_TAG "fotad"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/fotad/fotad.conf"
+
+static volatile sig_atomic_t got_stop;
+static volatile sig_atomic_t got_reload;
+
+struct daemon {
+  struct settings cfg;
+  const char *config_path; /* NULL: built-in defaults only */
+  const char *portfile;
+  bool foreground;
+  bool verbose;
+  struct loop *loop;
+  struct db *db;
+  struct srv *srv;
+  struct api *api;
+  int ready_fd; /* pipe to the waiting parent when daemonizing, or -1 */
+};
+
+static void usage(FILE *out)
+{
+  fprintf(out,
+          "Usage: fotad [OPTIONS]\n"
+          "LwM2M server and firmware-update rollout daemon.\n"
+          "\n"
+          "  -c, --config FILE    read the config from FILE (default %s,\n"
+          "                       built-in defaults if that does not exist)\n"
+          "  -f, --foreground     stay in the foreground, log to stderr\n"
+          "      --check-config   validate the config, then exit 0 or 1\n"
+          "      --portfile FILE  once listening, write the bound ports to "
+          "FILE\n"
+          "                       as coap=N and http=N lines\n"
+          "  -v, --verbose        log at debug level\n"
+          "  -V, --version        print the version and exit\n"
+          "  -h, --help           print this help and exit\n",
+          DEFAULT_CONFIG);
+}
+
+static void on_signal(int sig)
+{
+  if (sig == SIGHUP)
+    got_reload = 1;
+  else
+    got_stop = 1;
+}
+
+/* Loads the config file (if any) over the defaults into cfg. */
+static int load_settings(const char *path, struct settings *cfg, char *err,
+                         size_t errlen)
+{
+  conf_defaults(settings_table, settings_count, cfg);
+  if (!path)
+    return 0;
+  return conf_load_file(settings_table, settings_count, cfg, path, err,
+                        errlen);
+}
+
+/* Checks what the parser alone cannot: listen addresses are well formed. */
+static int validate_settings(const struct settings *cfg, const char *path,
+                             char *err, size_t errlen)
+{
+  const char *addrs[] = {cfg->coap_listen, cfg->http_listen};
+  const char *keys[] = {"coap_listen", "http_listen"};
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char why[256];
+
+  for (size_t i = 0; i < ARRAY_SIZE(addrs); i++) {
+    if (parse_hostport(addrs[i], &ss, &len, why, sizeof(why)) < 0) {
+      snprintf(err, errlen, "%s: %s: %s", path ? path : "(defaults)", keys[i],
+               why);
+      return -EINVAL;
+    }
+  }
+  if (cfg->state_dir[0] == '\0') {
+    snprintf(err, errlen, "%s: state_dir: must not be empty",
+             path ? path : "(defaults)");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/*
+ * Makes state_dir absolute (relative to the directory fotad was started
+ * in), so nothing depends on the working directory later.
+ */
+static int resolve_state_dir(struct settings *cfg)
+{
+  char cwd[PATH_MAX];
+
+  if (cfg->state_dir[0] == '/')
+    return 0;
+  if (!getcwd(cwd, sizeof(cwd)))
+    return -errno;
+  char *abs = xasprintf("%s/%s", cwd, cfg->state_dir);
+
+  free(cfg->state_dir);
+  cfg->state_dir = abs;
+  return 0;
+}
+
+static int write_portfile(struct daemon *d)
+{
+  char *text = xasprintf("coap=%d\nhttp=%d\n", srv_coap_port(d->srv),
+                         api_http_port(d->api));
+  int rc = write_file_atomic(d->portfile, text, strlen(text), 0644);
+
+  if (rc < 0)
+    log_err("cannot write the port file %s: %s", d->portfile, strerror(-rc));
+  free(text);
+  return rc;
+}
+
+static void apply_log_level(struct daemon *d)
+{
+  enum log_level level = d->verbose ? LL_DEBUG : settings_log_level(&d->cfg);
+
+  log_set_level(level);
+  srv_set_log_level(level);
+}
+
+/*
+ * SIGHUP: reread the config file. A bad file changes nothing; keys that
+ * cannot change while running are reported, not applied.
+ */
+static void reload(struct daemon *d)
+{
+  struct settings fresh = {0};
+  const char *key;
+  char err[512];
+
+  log_info("reloading the configuration");
+  if (load_settings(d->config_path, &fresh, err, sizeof(err)) < 0 ||
+      validate_settings(&fresh, d->config_path, err, sizeof(err)) < 0 ||
+      resolve_state_dir(&fresh) < 0) {
+    log_err("reload failed, keeping the running configuration: %s", err);
+    goto out;
+  }
+  if (conf_static_changed(settings_table, settings_count, &d->cfg, &fresh,
+                          &key))
+    log_warn("%s changed: it takes effect only after a restart", key);
+  conf_apply_reloadable(settings_table, settings_count, &d->cfg, &fresh);
+  apply_log_level(d);
+  api_set_max_body(d->api, d->cfg.http_max_body);
+out:
+  conf_free(settings_table, settings_count, &fresh);
+}
+
+static void check_signals(struct loop *loop, void *arg)
+{
+  struct daemon *d = arg;
+
+  if (got_reload) {
+    got_reload = 0;
+    reload(d);
+  }
+  if (got_stop) {
+    log_info("stopping");
+    loop_stop(loop);
+  }
+}
+
+/*
+ * Without -f, fork before opening anything: the parent waits on a pipe
+ * until the child is listening (exit 0) or has failed (its error went to
+ * the terminal), so "fotad && echo up" tells the truth. The child keeps
+ * every descriptor it opens; nothing crosses the fork but the config.
+ */
+static int daemonize(struct daemon *d)
+{
+  int pipefd[2];
+  pid_t pid;
+  char c;
+
+  if (pipe2(pipefd, O_CLOEXEC) < 0)
+    return -errno;
+  pid = fork();
+  if (pid < 0)
+    return -errno;
+  if (pid > 0) {
+    close(pipefd[1]);
+    _exit(read(pipefd[0], &c, 1) == 1 ? 0 : 1);
+  }
+  close(pipefd[0]);
+  if (setsid() < 0)
+    return -errno;
+  d->ready_fd = pipefd[1];
+  return 0;
+}
+
+static void detach_stdio(struct daemon *d)
+{
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+  log_use_syslog("fotad");
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    close(null);
+  }
+  if (write(d->ready_fd, "R", 1) != 1)
+    log_warn("cannot tell the parent process we are ready");
+  close(d->ready_fd);
+  d->ready_fd = -1;
+}
+
+static int run(struct daemon *d)
+{
+  struct srv_config scfg = {.coap_listen = d->cfg.coap_listen};
+  struct api_config acfg = {
+      .http_listen = d->cfg.http_listen,
+      .max_body = d->cfg.http_max_body,
+      .max_connections = d->cfg.http_max_connections,
+      .conn_timeout_s = d->cfg.http_connection_timeout,
+  };
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigset_t block, wait_mask;
+  char err[512] = "";
+  char *db_file = NULL;
+  int rc = 1;
+  int r;
+
+  /*
+   * The stop and reload signals stay blocked except while the loop
+   * waits, so one that arrives between two checks is not missed.
+   */
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGHUP);
+  sigprocmask(SIG_BLOCK, &block, &wait_mask);
+  sigdelset(&wait_mask, SIGTERM);
+  sigdelset(&wait_mask, SIGINT);
+  sigdelset(&wait_mask, SIGHUP);
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  r = mkdir_p(d->cfg.state_dir, 0700);
+  if (r < 0) {
+    log_err("cannot create the state folder %s: %s", d->cfg.state_dir,
+            strerror(-r));
+    goto out;
+  }
+  db_file = d->cfg.database[0] == '/'
+                ? xstrdup(d->cfg.database)
+                : xasprintf("%s/%s", d->cfg.state_dir, d->cfg.database);
+  d->db =
+      db_open(db_file, (int)d->cfg.db_busy_timeout * 1000, err, sizeof(err));
+  if (!d->db) {
+    log_err("%s", err);
+    goto out;
+  }
+  d->loop = loop_new();
+  if (!d->loop)
+    goto out;
+  loop_set_wait_sigmask(d->loop, &wait_mask);
+  d->srv = srv_new(d->loop, d->db, &scfg, err, sizeof(err));
+  if (!d->srv) {
+    log_err("%s", err);
+    goto out;
+  }
+  d->api = api_new(d->loop, d->db, d->srv, &acfg, err, sizeof(err));
+  if (!d->api) {
+    log_err("%s", err);
+    goto out;
+  }
+  if (loop_hook_add(d->loop, check_signals, d) < 0)
+    goto out;
+  if (d->portfile && write_portfile(d) < 0)
+    goto out;
+  log_info("fotad %s ready (state in %s)", PACKAGE_VERSION, d->cfg.state_dir);
+  if (d->ready_fd >= 0)
+    detach_stdio(d);
+
+  if (loop_run(d->loop) < 0)
+    goto out;
+  rc = 0;
+out:
+  api_free(d->api);
+  srv_free(d->srv);
+  db_close(d->db);
+  loop_free(d->loop);
+  free(db_file);
+  if (rc == 0)
+    log_info("stopped");
+  return rc;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"foreground", no_argument, NULL, 'f'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"portfile", required_argument, NULL, 'p'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  struct daemon d = {.ready_fd = -1};
+  bool check_only = false;
+  char err[512] = "";
+  int opt, rc;
+
+  while ((opt = getopt_long(argc, argv, "c:fvVh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 'c':
+      d.config_path = optarg;
+      break;
+    case 'f':
+      d.foreground = true;
+      break;
+    case 'C':
+      check_only = true;
+      break;
+    case 'p':
+      d.portfile = optarg;
+      break;
+    case 'v':
+      d.verbose = true;
+      break;
+    case 'V':
+      printf("fotad %s\n", PACKAGE_VERSION);
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "fotad: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+  if (!d.config_path && access(DEFAULT_CONFIG, F_OK) == 0)
+    d.config_path = DEFAULT_CONFIG;
+
+  if (load_settings(d.config_path, &d.cfg, err, sizeof(err)) < 0 ||
+      validate_settings(&d.cfg, d.config_path, err, sizeof(err)) < 0) {
+    fprintf(stderr, "fotad: %s\n", err);
+    rc = 1;
+    goto out;
+  }
+  if (check_only) {
+    printf("%s: configuration OK\n",
+           d.config_path ? d.config_path : "(built-in defaults)");
+    rc = 0;
+    goto out;
+  }
+  if (resolve_state_dir(&d.cfg) < 0) {
+    fprintf(stderr, "fotad: cannot resolve the state folder: %s\n",
+            strerror(errno));
+    rc = 1;
+    goto out;
+  }
+  apply_log_level(&d);
+  if (!d.config_path)
+    log_notice("no config file (%s absent): using built-in defaults",
+               DEFAULT_CONFIG);
+  if (!d.foreground && daemonize(&d) < 0) {
+    fprintf(stderr, "fotad: cannot daemonize: %s\n", strerror(errno));
+    rc = 1;
+    goto out;
+  }
+  rc = run(&d);
+out:
+  conf_free(settings_table, settings_count, &d.cfg);
+  return rc;
+}

@@ -1,0 +1,34 @@
+#include "daemon/settings.h"
+
+#include <stddef.h>
+
+#define OFF(f) offsetof(struct settings, f)
+
+/* In the order of etc/fotad.conf; its lines must match these defaults. */
+static const char *const level_names[] = {"err",  "warn",  "notice",
+                                          "info", "debug", NULL};
+
+const struct conf_desc settings_table[] = {
+    {"state_dir", CONF_STRING, 0, 0, "./fotad-state", OFF(state_dir), false,
+     NULL},
+    {"database", CONF_STRING, 0, 0, "fotad.db", OFF(database), false, NULL},
+    {"db_busy_timeout", CONF_DURATION, 1, 3600, "5s", OFF(db_busy_timeout),
+     false, NULL},
+    {"log_level", CONF_ENUM, 0, 0, "info", OFF(log_level), true, level_names},
+    {"coap_listen", CONF_STRING, 0, 0, "*:5683", OFF(coap_listen), false,
+     NULL},
+    {"http_listen", CONF_STRING, 0, 0, "127.0.0.1:8683", OFF(http_listen),
+     false, NULL},
+    {"http_max_body", CONF_SIZE, 1024, (int64_t)1 << 40, "1M",
+     OFF(http_max_body), true, NULL},
+    {"http_max_connections", CONF_INT, 1, 65536, "256",
+     OFF(http_max_connections), false, NULL},
+    {"http_connection_timeout", CONF_DURATION, 1, 86400, "60s",
+     OFF(http_connection_timeout), false, NULL},
+};
+const size_t settings_count = ARRAY_SIZE(settings_table);
+
+enum log_level settings_log_level(const struct settings *s)
+{
+  return (enum log_level)(LL_ERR + s->log_level);
+}

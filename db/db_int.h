@@ -1,0 +1,57 @@
+/*
+ * db internals shared by the files of the db/ module: the connection
+ * struct, the statement cache, errno mapping and the migration table.
+ * Nothing outside db/ includes this header.
+ */
+#ifndef FOTAD_DB_INT_H
+#define FOTAD_DB_INT_H
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+/* Upper bound on distinct cached statements, so a bug cannot grow it. */
+#define DB_STMT_MAX 256
+
+struct db_stmt_slot {
+  char *sql; /* owned copy, the cache key */
+  sqlite3_stmt *stmt;
+};
+
+struct db {
+  sqlite3 *h;
+  char *path;
+  struct db_stmt_slot *stmts;
+  size_t nstmts;
+  size_t capstmts;
+};
+
+/*
+ * Returns in *out the cached prepared statement for sql, preparing it on
+ * first use. The statement comes reset with its bindings cleared; it stays
+ * owned by the cache (db_close() finalises it). Release it with
+ * db_stmt_done() as soon as its rows are consumed, so that no read
+ * transaction stays open. The same SQL must not be used twice at once
+ * (e.g. from a nested call). Returns 0 or a negative errno, logged here.
+ */
+int db_stmt_get(struct db *db, const char *sql, sqlite3_stmt **out);
+/* Resets st and clears its bindings. NULL is a no-op. */
+void db_stmt_done(sqlite3_stmt *st);
+
+/* Maps an SQLite result code (primary or extended) to a negative errno. */
+int db_errno(int sqlite_rc);
+
+/*
+ * The migrations, in order: migration i + 1 takes user_version from i to
+ * i + 1, so db_migrations_count is the latest schema version. Each runs
+ * in one transaction; sql may hold several statements.
+ */
+struct db_migration {
+  const char *name; /* what it does, for the log */
+  const char *sql;
+};
+
+extern const struct db_migration db_migrations[];
+extern const int db_migrations_count;
+
+#endif

@@ -1,0 +1,278 @@
+/*
+ * The schema, as the list of migrations that build it. A released
+ * migration is never edited: a change to the schema is a new migration
+ * appended to the array, and tests/unit/test_db.c migrates a fixture of
+ * every released version.
+ *
+ * Conventions: STRICT tables, so a value of the wrong type is an error
+ * instead of being stored as something else; timestamps are INTEGER Unix
+ * milliseconds; JSON columns are TEXT checked with json_valid(); rows that
+ * belong to a device go away with it (ON DELETE CASCADE), while timeline
+ * events outlive the device, job and rollout they mention (ON DELETE SET
+ * NULL) because they are the history operators read after the fact. Every
+ * foreign key column leads some index, so that deleting a parent does not
+ * scan the child table.
+ *
+ * Values reported by devices (component State, Update Result, Severity...)
+ * are stored as received, without range checks: a client that sends an
+ * out-of-range value is exactly what fotad must record and show.
+ *
+ * Each migration runs in one transaction with foreign keys off, so that a
+ * later migration may rebuild a table as SQLite documents (CREATE new, copy,
+ * DROP old, ALTER TABLE RENAME) without the DROP cascading; db.c runs PRAGMA
+ * foreign_key_check before each COMMIT and refuses a migration that leaves
+ * a dangling reference.
+ */
+#include "db/db_int.h"
+
+#include "common/common.h"
+
+static const char migration_1[] =
+    "CREATE TABLE devices (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  endpoint TEXT NOT NULL UNIQUE CHECK (endpoint <> ''),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_seen_at INTEGER,\n"
+    "  lwm2m_version TEXT,\n"
+    "  manufacturer TEXT,\n"
+    "  model TEXT,\n"
+    "  firmware_version TEXT\n"
+    ") STRICT;\n"
+
+    "CREATE TABLE device_tags (\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  tag TEXT NOT NULL CHECK (tag <> ''),\n"
+    "  PRIMARY KEY (device_id, tag)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    /* Rollout targets are chosen by tag. */
+    "CREATE INDEX device_tags_tag ON device_tags(tag, device_id);\n"
+
+    /*
+     * The live registration of a device, at most one. lifetime is in
+     * seconds; content_format is the ct attribute of the root link as sent
+     * (one number or a space-separated list); identity is the DTLS
+     * identity the device registered with (PSK identity, certificate
+     * subject or key), checked again on Update and De-register.
+     */
+    "CREATE TABLE registrations (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  device_id INTEGER NOT NULL UNIQUE\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  location TEXT NOT NULL UNIQUE CHECK (location <> ''),\n"
+    "  lwm2m_version TEXT NOT NULL,\n"
+    "  lifetime INTEGER NOT NULL CHECK (lifetime > 0),\n"
+    "  binding TEXT NOT NULL DEFAULT 'U',\n"
+    "  queue_mode INTEGER NOT NULL DEFAULT 0 CHECK (queue_mode IN (0, 1)),\n"
+    "  sms_number TEXT,\n"
+    "  alt_path TEXT,\n"
+    "  content_format TEXT,\n"
+    "  peer_addr TEXT NOT NULL,\n"
+    "  security TEXT NOT NULL\n"
+    "    CHECK (security IN ('nosec', 'psk', 'rpk', 'x509')),\n"
+    "  identity TEXT,\n"
+    "  registered_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX registrations_expires_at ON registrations(expires_at);\n"
+
+    /*
+     * The object links of the last registration payload: </O/I> rows, and
+     * </O> (an object without instances) with instance_id -1.
+     */
+    "CREATE TABLE object_instances (\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  object_id INTEGER NOT NULL CHECK (object_id BETWEEN 0 AND 65535),\n"
+    "  instance_id INTEGER NOT NULL\n"
+    "    CHECK (instance_id BETWEEN -1 AND 65534),\n"
+    "  object_version TEXT,\n"
+    "  PRIMARY KEY (device_id, object_id, instance_id)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+
+    /*
+     * One updatable component: an instance of 33629 (Advanced Firmware
+     * Update) or the single instance of 5 (Firmware Update). The columns
+     * mirror resources 3 state, 5 result, 6 pkg_name, 7 pkg_version,
+     * 8 protocols (JSON array of integers), 9 delivery_method,
+     * 11 severity, 12 last_state_change (converted from the device's
+     * seconds to ms), 13 max_defer_period (seconds, as the resource),
+     * 14 name, 15 current_version, 16 linked and 17 conflicting (JSON
+     * arrays of instance ids). NULL means not read or not supported.
+     */
+    "CREATE TABLE components (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  object_id INTEGER NOT NULL CHECK (object_id IN (5, 33629)),\n"
+    "  instance_id INTEGER NOT NULL\n"
+    "    CHECK (instance_id BETWEEN 0 AND 65534),\n"
+    "  name TEXT,\n"
+    "  current_version TEXT,\n"
+    "  state INTEGER,\n"
+    "  result INTEGER,\n"
+    "  pkg_name TEXT,\n"
+    "  pkg_version TEXT,\n"
+    "  protocols TEXT CHECK (protocols IS NULL OR json_valid(protocols)),\n"
+    "  delivery_method INTEGER,\n"
+    "  severity INTEGER,\n"
+    "  last_state_change INTEGER,\n"
+    "  max_defer_period INTEGER,\n"
+    "  linked TEXT CHECK (linked IS NULL OR json_valid(linked)),\n"
+    "  conflicting TEXT\n"
+    "    CHECK (conflicting IS NULL OR json_valid(conflicting)),\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  UNIQUE (device_id, object_id, instance_id),\n"
+    "  CHECK (object_id <> 5 OR instance_id = 0)\n"
+    ") STRICT;\n"
+
+    /*
+     * An uploaded image. sha256 is lowercase hex; file is the stored
+     * image's path. mcuboot is NULL when the image was not checked as an
+     * MCUboot image, else the verdict, explained in mcuboot_detail.
+     */
+    "CREATE TABLE packages (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  component TEXT NOT NULL CHECK (component <> ''),\n"
+    "  version TEXT NOT NULL CHECK (version <> ''),\n"
+    "  sha256 TEXT NOT NULL\n"
+    "    CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),\n"
+    "  size INTEGER NOT NULL CHECK (size >= 0),\n"
+    "  file TEXT NOT NULL CHECK (file <> ''),\n"
+    "  mcuboot TEXT CHECK (mcuboot IN ('valid', 'invalid', 'unsigned')),\n"
+    "  mcuboot_detail TEXT,\n"
+    "  download_token TEXT NOT NULL UNIQUE CHECK (download_token <> ''),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  UNIQUE (component, version)\n"
+    ") STRICT;\n"
+    /* Identical uploads are found by their hash. */
+    "CREATE INDEX packages_sha256 ON packages(sha256);\n"
+
+    /*
+     * spec is the rollout as the API accepted it (targets, stages, gates),
+     * JSON. state belongs to the orchestrator's state machine.
+     */
+    "CREATE TABLE rollouts (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT,\n"
+    "  state TEXT NOT NULL CHECK (state <> ''),\n"
+    "  spec TEXT NOT NULL CHECK (json_valid(spec)),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  started_at INTEGER,\n"
+    "  finished_at INTEGER,\n"
+    "  paused_reason TEXT\n"
+    ") STRICT;\n"
+    "CREATE INDEX rollouts_state ON rollouts(state);\n"
+
+    /* RESTRICT: a package that a rollout uses cannot be deleted. */
+    "CREATE TABLE rollout_packages (\n"
+    "  rollout_id INTEGER NOT NULL\n"
+    "    REFERENCES rollouts(id) ON DELETE CASCADE,\n"
+    "  package_id INTEGER NOT NULL\n"
+    "    REFERENCES packages(id) ON DELETE RESTRICT,\n"
+    "  PRIMARY KEY (rollout_id, package_id)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE INDEX rollout_packages_package ON rollout_packages(package_id);\n"
+
+    /*
+     * One device's update, within a rollout (one job per device and
+     * rollout; retries count in attempt) or on its own (rollout_id NULL).
+     * stage is the rollout cohort; update_result the last Update Result.
+     */
+    "CREATE TABLE jobs (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  rollout_id INTEGER REFERENCES rollouts(id) ON DELETE CASCADE,\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  stage INTEGER CHECK (stage >= 0),\n"
+    "  state TEXT NOT NULL CHECK (state <> ''),\n"
+    "  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),\n"
+    "  failure_class TEXT,\n"
+    "  update_result INTEGER,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  deadline_at INTEGER,\n"
+    "  finished_at INTEGER\n"
+    ") STRICT;\n"
+    "CREATE INDEX jobs_rollout_state ON jobs(rollout_id, state);\n"
+    "CREATE INDEX jobs_device ON jobs(device_id);\n"
+    "CREATE UNIQUE INDEX jobs_rollout_device ON jobs(rollout_id, device_id)\n"
+    "  WHERE rollout_id IS NOT NULL;\n"
+    /* On restart the orchestrator rearms the timers of pending jobs. */
+    "CREATE INDEX jobs_deadline_at ON jobs(deadline_at)\n"
+    "  WHERE deadline_at IS NOT NULL;\n"
+
+    /*
+     * The components a job updates, and with which package. A component
+     * row belongs to its device, so it cascades; a package in use by a job
+     * cannot be deleted.
+     */
+    "CREATE TABLE job_components (\n"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,\n"
+    "  component_id INTEGER NOT NULL\n"
+    "    REFERENCES components(id) ON DELETE CASCADE,\n"
+    "  package_id INTEGER NOT NULL\n"
+    "    REFERENCES packages(id) ON DELETE RESTRICT,\n"
+    "  state TEXT,\n"
+    "  PRIMARY KEY (job_id, component_id)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE INDEX job_components_component ON job_components(component_id);\n"
+    "CREATE INDEX job_components_package ON job_components(package_id);\n"
+
+    /*
+     * The history. AUTOINCREMENT so that ids are never reused and readers
+     * can page with "id > last seen". endpoint is copied from the device
+     * so that events stay readable after the device row is deleted.
+     */
+    "CREATE TABLE timeline_events (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  type TEXT NOT NULL CHECK (type <> ''),\n"
+    "  device_id INTEGER REFERENCES devices(id) ON DELETE SET NULL,\n"
+    "  endpoint TEXT,\n"
+    "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,\n"
+    "  rollout_id INTEGER REFERENCES rollouts(id) ON DELETE SET NULL,\n"
+    "  data TEXT CHECK (data IS NULL OR json_valid(data))\n"
+    ") STRICT;\n"
+    "CREATE INDEX timeline_events_device ON timeline_events(device_id, id);\n"
+    "CREATE INDEX timeline_events_rollout ON timeline_events(rollout_id, "
+    "id);\n"
+    "CREATE INDEX timeline_events_job ON timeline_events(job_id, id);\n"
+
+    /*
+     * DTLS credentials, provisioned per endpoint before the device ever
+     * registers, hence keyed by endpoint rather than by device. identity
+     * is what the handshake presents (PSK identity, certificate subject);
+     * secret is the PSK; public_key the raw public key or certificate.
+     */
+    "CREATE TABLE credentials (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  endpoint TEXT NOT NULL UNIQUE CHECK (endpoint <> ''),\n"
+    "  type TEXT NOT NULL CHECK (type IN ('psk', 'rpk', 'x509')),\n"
+    "  identity TEXT UNIQUE,\n"
+    "  secret BLOB,\n"
+    "  public_key BLOB,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  CHECK (type <> 'psk' OR (identity IS NOT NULL AND secret IS NOT "
+    "NULL)),\n"
+    "  CHECK (type <> 'rpk' OR public_key IS NOT NULL)\n"
+    ") STRICT;\n"
+
+    /* REST API tokens; only a hash of each token is stored. */
+    "CREATE TABLE api_tokens (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  token_hash BLOB NOT NULL UNIQUE,\n"
+    "  scope TEXT NOT NULL CHECK (scope IN ('read', 'operator', 'admin')),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_used_at INTEGER,\n"
+    "  revoked_at INTEGER\n"
+    ") STRICT;\n";
+
+const struct db_migration db_migrations[] = {
+    {"initial schema", migration_1},
+};
+
+const int db_migrations_count = (int)ARRAY_SIZE(db_migrations);
