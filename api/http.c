@@ -16,6 +16,9 @@ static void req_free(struct api_req *req)
 {
   if (!req)
     return;
+  if (req->srv_handle)
+    srv_forget(req->api->srv, req->srv_handle);
+  json_decref(req->deferred_body);
   for (size_t i = 0; i < req->nparams; i++)
     free(req->params[i]);
   free(req->body);
@@ -139,6 +142,95 @@ static bool match(const char *pattern, const char *path, struct api_req *req)
   return true;
 }
 
+void api_wait(struct api_req *req)
+{
+  if (req->deferred_body) {
+    json_t *body = req->deferred_body;
+
+    req->deferred_body = NULL;
+    api_reply_json(req, req->deferred_status, body);
+    return;
+  }
+  req->suspended = true;
+  req->waiting_next = req->api->waiting;
+  if (req->waiting_next)
+    req->waiting_next->waiting_prev = &req->waiting_next;
+  req->waiting_prev = &req->api->waiting;
+  req->api->waiting = req;
+  MHD_suspend_connection(req->conn);
+}
+
+void api_resume(struct api_req *req, unsigned status, json_t *body)
+{
+  req->srv_handle = 0;
+  req->deferred_status = status;
+  req->deferred_body = body;
+  if (req->suspended) {
+    req->suspended = false;
+    *req->waiting_prev = req->waiting_next;
+    if (req->waiting_next)
+      req->waiting_next->waiting_prev = req->waiting_prev;
+    MHD_resume_connection(req->conn);
+  }
+}
+
+json_t *api_body_json(struct api_req *req)
+{
+  json_error_t jerr;
+  json_t *j;
+
+  if (!req->body || req->body_len == 0) {
+    api_reply_error(req, 400, "bad_request", "a JSON object body is required");
+    return NULL;
+  }
+  j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!j) {
+    api_reply_error(req, 400, "bad_json",
+                    "malformed JSON at line %d column "
+                    "%d: %s",
+                    jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(j)) {
+    api_reply_error(req, 400, "bad_request", "the body must be a JSON object");
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+const char *api_query(struct api_req *req, const char *key)
+{
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int api_query_limit(struct api_req *req, int def, int max, int *out)
+{
+  const char *s = api_query(req, "limit");
+  int64_t v;
+
+  *out = def;
+  if (!s)
+    return 0;
+  if (parse_int64(s, 1, max, &v) < 0) {
+    api_reply_error(req, 400, "bad_request",
+                    "limit: expected a whole number from 1 to %d", max);
+    return -EINVAL;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+json_t *api_time(int64_t unix_ms)
+{
+  char t[32];
+
+  if (unix_ms <= 0)
+    return json_null();
+  format_iso8601(unix_ms, t, sizeof(t));
+  return json_string(t);
+}
+
 static void dispatch(struct api_req *req)
 {
   const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
@@ -152,7 +244,7 @@ static void dispatch(struct api_req *req)
       continue;
     if (strcmp(r->method, method) == 0) {
       r->fn(req);
-      if (!req->replied)
+      if (!req->replied && !req->suspended)
         api_reply_error(req, 500, "internal", "handler gave no reply");
       return;
     }
@@ -221,7 +313,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     *data_size = 0;
     return MHD_YES;
   }
-  if (req->replied)
+  if (req->deferred_body) {
+    json_t *body = req->deferred_body;
+
+    req->deferred_body = NULL;
+    api_reply_json(req, req->deferred_status, body);
+    return MHD_YES;
+  }
+  if (req->replied || req->suspended)
     return MHD_YES;
   if (req->too_large) {
     api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
@@ -333,6 +432,15 @@ void api_free(struct api *api)
     return;
   loop_timer_disarm(api->loop, &api->timer);
   loop_hook_del(api->loop, before_sleep, api);
+  /* MHD cannot stop with suspended connections: answer them first. */
+  if (api->waiting) {
+    while (api->waiting)
+      api_resume(api->waiting, 503,
+                 json_pack("{s:{s:s, s:s}}", "error", "code", "unavailable",
+                           "message", "fotad is shutting down"));
+    for (int i = 0; i < 4; i++)
+      run(api);
+  }
   if (api->epoll_fd >= 0)
     loop_fd_del(api->loop, api->epoll_fd);
   if (api->mhd)

@@ -7,6 +7,16 @@
 /* Every route of the REST API; docs and tests walk this table. */
 const struct api_route api_routes[] = {
     {"GET", "/api/v1/health", api_get_health},
+    {"GET", "/api/v1/devices", api_list_devices},
+    {"GET", "/api/v1/devices/{ep}", api_get_device},
+    {"GET", "/api/v1/devices/{ep}/requests", api_list_device_requests},
+    {"POST", "/api/v1/devices/{ep}/{op}", api_device_op},
+    {"GET", "/api/v1/requests/{id}", api_get_request},
+    {"DELETE", "/api/v1/requests/{id}", api_cancel_request},
+    {"GET", "/api/v1/credentials", api_list_credentials},
+    {"POST", "/api/v1/credentials", api_create_credential},
+    {"GET", "/api/v1/credentials/{ep}", api_get_credential},
+    {"DELETE", "/api/v1/credentials/{ep}", api_delete_credential},
 };
 const size_t api_nroutes = ARRAY_SIZE(api_routes);
 
@@ -38,6 +48,14 @@ void api_get_health(struct api_req *req)
   if (!body) {
     api_reply_error(req, 500, "internal", "cannot build the health reply");
     return;
+  }
+  {
+    struct srv_stats st;
+
+    srv_get_stats(api->srv, &st);
+    json_object_set_new(body, "registered", json_integer(st.registered));
+    json_object_set_new(body, "awake", json_integer(st.awake));
+    json_object_set_new(body, "queued_requests", json_integer(st.queued));
   }
   api_reply_json(req, db_ok ? 200 : 503, body);
 }

@@ -105,6 +105,17 @@ int write_file_atomic(const char *path, const void *data, size_t len,
 int mkdir_p(const char *path, int mode);
 
 /*
+ * Crypto helpers on mbedTLS: a CTR-DRBG seeded once from the system's
+ * entropy, SHA-256, and hex. Return 0 or a negative errno.
+ */
+int crypto_random(void *buf, size_t len);
+void crypto_sha256(const void *data, size_t len, uint8_t out[32]);
+/* Writes 2*len lowercase hex digits and a NUL into out. */
+void hex_encode(const uint8_t *in, size_t len, char *out);
+/* Decodes hex (either case) into out; -EINVAL if not hex or too long. */
+int hex_decode(const char *in, uint8_t *out, size_t outlen, size_t *len);
+
+/*
  * The event loop: one epoll instance, file descriptors with callbacks,
  * one-shot timers, before-sleep hooks, and a clock read once per
  * iteration. One thread only.
@@ -175,6 +186,35 @@ int64_t loop_wall(const struct loop *loop);
 void loop_update_time(struct loop *loop);
 /* Replaces both clocks, for tests; NULL restores the real ones. */
 void loop_set_clock(struct loop *loop, loop_clock_cb *cb, void *arg);
+
+/*
+ * An intrusive hash table: users embed struct hmap_node in their own
+ * structs, compute the hash with hash_bytes(), and compare keys themselves
+ * while walking a bucket. Grows by doubling; never shrinks.
+ */
+struct hmap_node {
+  struct hmap_node *next;
+  uint64_t hash;
+};
+
+struct hmap {
+  struct hmap_node **buckets;
+  size_t nbuckets; /* a power of two */
+  size_t len;
+};
+
+#define container_of(ptr, type, member)                                       \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* A 64-bit hash (FNV-1a, then a finalizer mixing the high bits in). */
+uint64_t hash_bytes(const void *data, size_t len);
+void hmap_init(struct hmap *h);
+/* Frees the bucket array; the nodes belong to their owners. */
+void hmap_destroy(struct hmap *h);
+void hmap_insert(struct hmap *h, struct hmap_node *n, uint64_t hash);
+void hmap_remove(struct hmap *h, struct hmap_node *n);
+/* The first node of the bucket for hash; follow ->next, check ->hash. */
+struct hmap_node *hmap_first(const struct hmap *h, uint64_t hash);
 
 /*
  * Config: flat "key value" lines with '#' comments, parsed from a

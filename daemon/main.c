@@ -81,18 +81,26 @@ static int load_settings(const char *path, struct settings *cfg, char *err,
 static int validate_settings(const struct settings *cfg, const char *path,
                              char *err, size_t errlen)
 {
-  const char *addrs[] = {cfg->coap_listen, cfg->http_listen};
-  const char *keys[] = {"coap_listen", "http_listen"};
+  const char *addrs[] = {cfg->coap_listen, cfg->http_listen,
+                         cfg->coaps_listen};
+  const char *keys[] = {"coap_listen", "http_listen", "coaps_listen"};
   struct sockaddr_storage ss;
   socklen_t len;
   char why[256];
 
   for (size_t i = 0; i < ARRAY_SIZE(addrs); i++) {
+    if (i == 2 && addrs[i][0] == '\0')
+      continue; /* CoAPS disabled */
     if (parse_hostport(addrs[i], &ss, &len, why, sizeof(why)) < 0) {
       snprintf(err, errlen, "%s: %s: %s", path ? path : "(defaults)", keys[i],
                why);
       return -EINVAL;
     }
+  }
+  if (cfg->dtls_cert_file[0] && !cfg->dtls_key_file[0]) {
+    snprintf(err, errlen, "%s: dtls_key_file: required with dtls_cert_file",
+             path ? path : "(defaults)");
+    return -EINVAL;
   }
   if (cfg->state_dir[0] == '\0') {
     snprintf(err, errlen, "%s: state_dir: must not be empty",
@@ -123,8 +131,12 @@ static int resolve_state_dir(struct settings *cfg)
 
 static int write_portfile(struct daemon *d)
 {
-  char *text = xasprintf("coap=%d\nhttp=%d\n", srv_coap_port(d->srv),
-                         api_http_port(d->api));
+  char *text =
+      srv_coaps_port(d->srv) >= 0
+          ? xasprintf("coap=%d\ncoaps=%d\nhttp=%d\n", srv_coap_port(d->srv),
+                      srv_coaps_port(d->srv), api_http_port(d->api))
+          : xasprintf("coap=%d\nhttp=%d\n", srv_coap_port(d->srv),
+                      api_http_port(d->api));
   int rc = write_file_atomic(d->portfile, text, strlen(text), 0644);
 
   if (rc < 0)
@@ -229,7 +241,24 @@ static void detach_stdio(struct daemon *d)
 
 static int run(struct daemon *d)
 {
-  struct srv_config scfg = {.coap_listen = d->cfg.coap_listen};
+  struct srv_config scfg = {
+      .coap_listen = d->cfg.coap_listen,
+      .coaps_listen = d->cfg.coaps_listen,
+      .dtls_cert_file = d->cfg.dtls_cert_file,
+      .dtls_key_file = d->cfg.dtls_key_file,
+      .dtls_ca_file = d->cfg.dtls_ca_file,
+      .dtls_rpk = d->cfg.dtls_rpk,
+      .objects_dir = d->cfg.objects_dir,
+      .default_lifetime = d->cfg.lifetime_default,
+      .min_lifetime = d->cfg.lifetime_min,
+      .max_lifetime = d->cfg.lifetime_max,
+      .request_timeout_ms = d->cfg.request_timeout * 1000,
+      .queue_awake_window = d->cfg.queue_awake_window,
+      .queue_request_expiry = d->cfg.queue_request_expiry,
+      .max_payload = d->cfg.coap_max_payload,
+      .udp_rcvbuf = d->cfg.coap_udp_rcvbuf,
+      .allow_nosec = d->cfg.coap_allow_nosec,
+  };
   struct api_config acfg = {
       .http_listen = d->cfg.http_listen,
       .max_body = d->cfg.http_max_body,

@@ -10,6 +10,21 @@ struct settings {
   int log_level; /* index into log_level_names; see settings_log_level() */
   int64_t db_busy_timeout;
   char *coap_listen;
+  char *coaps_listen;
+  char *dtls_cert_file;
+  char *dtls_key_file;
+  char *dtls_ca_file;
+  bool dtls_rpk;
+  int64_t coap_udp_rcvbuf;
+  int64_t coap_max_payload;
+  bool coap_allow_nosec;
+  char *objects_dir;
+  int64_t lifetime_default;
+  int64_t lifetime_min;
+  int64_t lifetime_max;
+  int64_t request_timeout;
+  int64_t queue_awake_window;
+  int64_t queue_request_expiry;
   char *http_listen;
   int64_t http_max_body;
   int64_t http_max_connections;

@@ -269,7 +269,44 @@ static const char migration_1[] =
     "  created_at INTEGER NOT NULL,\n"
     "  last_used_at INTEGER,\n"
     "  revoked_at INTEGER\n"
-    ") STRICT;\n";
+    ") STRICT;\n"
+
+    /*
+     * Device-management requests that had to wait for a device to wake
+     * (queue mode, or no session to reach it yet), with their fate. The
+     * request is kept as the REST API received it (op, path, JSON body),
+     * so it is re-encoded for the device's content format when sent.
+     */
+    "CREATE TABLE requests (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  op TEXT NOT NULL,\n"
+    "  path TEXT NOT NULL,\n"
+    "  body TEXT CHECK (body IS NULL OR json_valid(body)),\n"
+    "  state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'done',\n"
+    "    'failed', 'expired', 'cancelled')),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER NOT NULL,\n"
+    "  sent_at INTEGER,\n"
+    "  finished_at INTEGER,\n"
+    "  code TEXT,\n"
+    "  result TEXT CHECK (result IS NULL OR json_valid(result)),\n"
+    "  error TEXT\n"
+    ") STRICT;\n"
+    "CREATE INDEX requests_device_state ON requests(device_id, state, id);\n"
+    "CREATE INDEX requests_state_expires ON requests(state, expires_at);\n"
+
+    /* Values devices pushed with the Send operation (POST /dp). */
+    "CREATE TABLE sent_values (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  received_at INTEGER NOT NULL,\n"
+    "  content_format INTEGER NOT NULL,\n"
+    "  data TEXT NOT NULL CHECK (json_valid(data))\n"
+    ") STRICT;\n"
+    "CREATE INDEX sent_values_device ON sent_values(device_id, id);\n";
 
 const struct db_migration db_migrations[] = {
     {"initial schema", migration_1},

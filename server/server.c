@@ -1,24 +1,24 @@
-#include "server/srv.h"
+/*
+ * The libcoap context on our loop: listeners, the dispatch of incoming
+ * requests to the registration interface and Send, and the write
+ * transaction shared by one loop iteration.
+ */
+#include "server/srv_int.h"
 
-#include <coap3/coap.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #define LOG_TAG "coap"
 
-struct srv {
-  struct loop *loop;
-  struct db *db;
-  coap_context_t *ctx;
-  coap_endpoint_t *udp;
-  int coap_fd;
-  int udp_port;
-  /* Fires when libcoap has retransmissions or time-outs due. */
-  struct loop_timer io_timer;
-};
+/* Events handed to libcoap per drain round; more wait for the next one. */
+#define DRAIN_EVENTS 128
+/* Upper bound between two libcoap timer scans (retransmits, idle sessions):
+ * scanning walks every session, so it is not done per packet. */
+#define SCAN_INTERVAL_MS 100
 
 /* Servers alive; libcoap is set up for the first and torn down after the
  * last, so a clean exit leaves nothing for leak checkers to report. */
@@ -45,28 +45,121 @@ void srv_set_log_level(enum log_level level)
   coap_set_log_level(level >= LL_DEBUG ? LOG_DEBUG : LOG_WARNING);
 }
 
-static void process(struct srv *srv)
+int srv_txn(struct srv *srv)
 {
-  if (coap_io_process(srv->ctx, COAP_IO_NO_WAIT) < 0)
-    log_err("coap_io_process failed");
+  int rc;
+
+  if (srv->in_txn)
+    return 0;
+  rc = db_begin(srv->db);
+  if (rc == 0)
+    srv->in_txn = true;
+  return rc;
+}
+
+static void txn_commit(struct srv *srv)
+{
+  if (!srv->in_txn)
+    return;
+  srv->in_txn = false;
+  if (db_commit(srv->db) < 0) {
+    log_err("commit of registration changes failed; rolling back");
+    db_rollback(srv->db);
+  }
+}
+
+void srv_fill_token(struct srv *srv, uint8_t *token)
+{
+  /* A counter mixed with a per-run salt: unique within the run, and not
+   * guessable across runs, so a stale notification never matches. */
+  uint64_t v = (srv->next_token++ * 0x9e3779b97f4a7c15ULL) ^ srv->token_salt;
+
+  for (int i = 0; i < SRV_TOKEN_LEN; i++)
+    token[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Reads the first path segment of a request into seg; the rest into rest. */
+static void split_path(const coap_pdu_t *pdu, char *seg, size_t seglen,
+                       char *rest, size_t restlen)
+{
+  coap_opt_iterator_t oi;
+  coap_opt_t *opt;
+  size_t off = 0;
+  bool first = true;
+
+  seg[0] = '\0';
+  rest[0] = '\0';
+  coap_option_iterator_init(pdu, &oi, COAP_OPT_ALL);
+  while ((opt = coap_option_next(&oi)) != NULL) {
+    const uint8_t *v = coap_opt_value(opt);
+    size_t len = coap_opt_length(opt);
+
+    if (oi.number != COAP_OPTION_URI_PATH)
+      continue;
+    if (first) {
+      size_t n = len < seglen - 1 ? len : seglen - 1;
+
+      memcpy(seg, v, n);
+      seg[n] = '\0';
+      first = false;
+      continue;
+    }
+    if (off + len + 2 >= restlen) {
+      /* Longer than any path we serve: make it match nothing. */
+      snprintf(rest, restlen, "\x01");
+      return;
+    }
+    if (off > 0)
+      rest[off++] = '/';
+    memcpy(rest + off, v, len);
+    off += len;
+    rest[off] = '\0';
+  }
+}
+
+/*
+ * Every request from a device lands here (libcoap's "unknown resource"):
+ * the paths are dynamic (/rd/<location>), so we dispatch ourselves.
+ */
+static void on_request(coap_resource_t *resource, coap_session_t *session,
+                       const coap_pdu_t *req, const coap_string_t *query,
+                       coap_pdu_t *resp)
+{
+  struct srv *srv = coap_get_app_data(coap_session_get_context(session));
+  char seg[16], rest[128];
+
+  split_path(req, seg, sizeof(seg), rest, sizeof(rest));
+  if (strcmp(seg, "rd") == 0) {
+    srv_handle_rd(srv, session, req, resp, rest);
+  } else if (strcmp(seg, "dp") == 0 && rest[0] == '\0') {
+    srv_handle_dp(srv, session, req, resp);
+  } else {
+    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_NOT_FOUND);
+  }
+}
+
+static void drain(struct srv *srv)
+{
+  struct epoll_event evs[DRAIN_EVENTS];
+
+  /* Bounded: other fds and timers get their turn between rounds. */
+  for (int round = 0; round < 8; round++) {
+    int n = epoll_wait(srv->coap_fd, evs, DRAIN_EVENTS, 0);
+
+    if (n <= 0)
+      break;
+    coap_io_do_epoll(srv->ctx, evs, (size_t)n);
+    if (n < DRAIN_EVENTS)
+      break;
+  }
 }
 
 static void on_coap_fd(struct loop *loop, int fd, uint32_t events, void *arg)
 {
-  process(arg);
+  drain(arg);
 }
 
 static void on_io_timer(struct loop *loop, struct loop_timer *t, void *arg)
-{
-  process(arg);
-}
-
-/*
- * Before the loop sleeps, ask libcoap when it next needs to run (a
- * retransmission, an observe notification, a session time-out) and arm our
- * timer for then. libcoap's own fds sit behind its epoll fd.
- */
-static void before_sleep(struct loop *loop, void *arg)
 {
   struct srv *srv = arg;
   coap_tick_t now;
@@ -74,10 +167,21 @@ static void before_sleep(struct loop *loop, void *arg)
 
   coap_ticks(&now);
   ms = coap_io_prepare_epoll(srv->ctx, now);
-  if (ms == 0)
-    loop_timer_disarm(loop, &srv->io_timer);
-  else
-    loop_timer_arm(loop, &srv->io_timer, ms);
+  if (ms == 0 || ms > SCAN_INTERVAL_MS)
+    ms = SCAN_INTERVAL_MS;
+  loop_timer_arm(loop, t, ms);
+}
+
+static void on_sweep(struct loop *loop, struct loop_timer *t, void *arg)
+{
+  srv_queue_sweep(arg);
+  loop_timer_arm(loop, t, 1000);
+}
+
+/* Commits what this iteration wrote before the loop sleeps. */
+static void before_sleep(struct loop *loop, void *arg)
+{
+  txn_commit(arg);
 }
 
 /*
@@ -109,9 +213,41 @@ static int endpoint_port(const coap_endpoint_t *ep)
   return (int)port;
 }
 
-static int listen_udp(struct srv *srv, const char *hostport, char *err,
-                      size_t errlen)
+/*
+ * libcoap does not expose an endpoint's socket either; find ours among
+ * the open descriptors by its bound address to size its receive buffer,
+ * so a burst of registrations is not dropped by the kernel.
+ */
+static void set_rcvbuf(const struct sockaddr_storage *want, int port,
+                       int64_t bytes)
 {
+  for (int fd = 3; fd < 4096; fd++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    int size = (int)bytes;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        ss.ss_family != want->ss_family ||
+        sockaddr_port((struct sockaddr *)&ss) != port)
+      continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        type != SOCK_DGRAM)
+      continue;
+    /* FORCE works as root; otherwise the kernel caps at rmem_max. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
+      log_warn("cannot set the UDP receive buffer: %s", strerror(errno));
+    return;
+  }
+  log_warn("UDP socket of port %d not found; receive buffer left as is", port);
+}
+
+static int listen_on(struct srv *srv, const char *hostport, coap_proto_t proto,
+                     coap_endpoint_t **ep, int *port, char *err, size_t errlen)
+{
+  const char *name = proto == COAP_PROTO_DTLS ? "CoAPS" : "CoAP";
   struct sockaddr_storage ss;
   coap_address_t addr;
   socklen_t len;
@@ -121,21 +257,33 @@ static int listen_udp(struct srv *srv, const char *hostport, char *err,
   coap_address_init(&addr);
   memcpy(&addr.addr, &ss, len);
   addr.size = len;
-  srv->udp = coap_new_endpoint(srv->ctx, &addr, COAP_PROTO_UDP);
-  if (!srv->udp) {
-    snprintf(err, errlen, "cannot listen for CoAP on %s (see above)",
+  *ep = coap_new_endpoint(srv->ctx, &addr, proto);
+  if (!*ep) {
+    snprintf(err, errlen, "cannot listen for %s on %s (see above)", name,
              hostport);
     return -EADDRINUSE;
   }
-  srv->udp_port = endpoint_port(srv->udp);
-  log_info("listening for CoAP on %s (udp port %d)", hostport, srv->udp_port);
+  *port = endpoint_port(*ep);
+  if (srv->cfg.udp_rcvbuf > 0)
+    set_rcvbuf(&ss, *port, srv->cfg.udp_rcvbuf);
+  log_info("listening for %s on %s (udp port %d)", name, hostport, *port);
   return 0;
+}
+
+static uint64_t random_u64(void)
+{
+  uint64_t v = 0;
+
+  if (crypto_random(&v, sizeof(v)) < 0)
+    log_warn("no random source: tokens will be predictable");
+  return v;
 }
 
 struct srv *srv_new(struct loop *loop, struct db *db,
                     const struct srv_config *cfg, char *err, size_t errlen)
 {
   struct srv *srv = xcalloc(1, sizeof(*srv));
+  coap_resource_t *unknown;
 
   if (lib_users++ == 0) {
     coap_startup();
@@ -145,17 +293,59 @@ struct srv *srv_new(struct loop *loop, struct db *db,
   srv_set_log_level(log_get_level());
   srv->loop = loop;
   srv->db = db;
+  srv->cfg = *cfg;
   srv->coap_fd = -1;
+  srv->dtls_port = -1;
+  srv->pki_rpk = cfg->dtls_rpk;
+  hmap_init(&srv->peer_ids);
+  srv->token_salt = random_u64();
+  srv->next_handle = 1;
   loop_timer_init(&srv->io_timer, on_io_timer, srv);
+  loop_timer_init(&srv->sweep_timer, on_sweep, srv);
+  srv_registry_init(srv);
+  srv_requests_init(srv);
+
+  srv->model = lwm2m_model_new();
+  if (cfg->objects_dir && cfg->objects_dir[0]) {
+    int n = lwm2m_model_load_dir(srv->model, cfg->objects_dir, err, errlen);
+
+    if (n < 0)
+      goto fail;
+    log_info("loaded %d object definitions from %s", n, cfg->objects_dir);
+  }
 
   srv->ctx = coap_new_context(NULL);
   if (!srv->ctx) {
     snprintf(err, errlen, "cannot create the CoAP context");
     goto fail;
   }
+  coap_set_app_data(srv->ctx, srv);
   coap_context_set_block_mode(srv->ctx,
                               COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
-  if (listen_udp(srv, cfg->coap_listen, err, errlen) < 0)
+  coap_context_set_max_idle_sessions(srv->ctx, 0);
+  coap_register_response_handler(srv->ctx, srv_on_response);
+  coap_register_nack_handler(srv->ctx, srv_on_nack);
+  unknown = coap_resource_unknown_init2(on_request, 0);
+  coap_register_handler(unknown, COAP_REQUEST_GET, on_request);
+  coap_register_handler(unknown, COAP_REQUEST_POST, on_request);
+  coap_register_handler(unknown, COAP_REQUEST_PUT, on_request);
+  coap_register_handler(unknown, COAP_REQUEST_DELETE, on_request);
+  coap_register_handler(unknown, COAP_REQUEST_FETCH, on_request);
+  coap_register_handler(unknown, COAP_REQUEST_IPATCH, on_request);
+  coap_add_resource(srv->ctx, unknown);
+
+  if (srv_registry_load(srv) < 0) {
+    snprintf(err, errlen, "cannot load the stored registrations");
+    goto fail;
+  }
+  if (listen_on(srv, cfg->coap_listen, COAP_PROTO_UDP, &srv->udp,
+                &srv->udp_port, err, errlen) < 0)
+    goto fail;
+  if (srv_dtls_setup(srv, err, errlen) < 0)
+    goto fail;
+  if (cfg->coaps_listen && cfg->coaps_listen[0] &&
+      listen_on(srv, cfg->coaps_listen, COAP_PROTO_DTLS, &srv->dtls,
+                &srv->dtls_port, err, errlen) < 0)
     goto fail;
 
   srv->coap_fd = coap_context_get_coap_fd(srv->ctx);
@@ -172,6 +362,8 @@ struct srv *srv_new(struct loop *loop, struct db *db,
     snprintf(err, errlen, "too many loop hooks");
     goto fail;
   }
+  loop_timer_arm(loop, &srv->io_timer, 0);
+  loop_timer_arm(loop, &srv->sweep_timer, 1000);
   return srv;
 fail:
   srv_free(srv);
@@ -183,17 +375,44 @@ void srv_free(struct srv *srv)
   if (!srv)
     return;
   loop_timer_disarm(srv->loop, &srv->io_timer);
+  loop_timer_disarm(srv->loop, &srv->sweep_timer);
   loop_hook_del(srv->loop, before_sleep, srv);
   if (srv->coap_fd >= 0)
     loop_fd_del(srv->loop, srv->coap_fd);
+  srv_requests_free(srv);
+  srv_registry_free(srv);
+  txn_commit(srv);
   if (srv->ctx)
     coap_free_context(srv->ctx);
+  srv_dtls_free(srv);
+  lwm2m_model_free(srv->model);
   free(srv);
   if (--lib_users == 0)
     coap_cleanup();
 }
 
+void srv_set_events(struct srv *srv, const struct srv_events *ev, void *arg)
+{
+  srv->ev = ev;
+  srv->ev_arg = arg;
+}
+
 int srv_coap_port(const struct srv *srv)
 {
   return srv->udp_port;
+}
+
+int srv_coaps_port(const struct srv *srv)
+{
+  return srv->dtls_port;
+}
+
+const struct lwm2m_model *srv_model(const struct srv *srv)
+{
+  return srv->model;
+}
+
+void srv_code_format(uint8_t code, char *buf, size_t len)
+{
+  snprintf(buf, len, "%d.%02d", code >> 5, code & 0x1f);
 }

@@ -66,6 +66,7 @@ write_config() {
   {
     echo "state_dir $WORK/state"
     echo "coap_listen 127.0.0.1:0"
+    echo "coaps_listen 127.0.0.1:0"
     echo "http_listen 127.0.0.1:0"
     echo "log_level ${FOTAD_LOG_LEVEL:-debug}"
     for line in "$@"; do echo "$line"; done
@@ -91,6 +92,7 @@ fotad_start() {
     sleep 0.1
   done
   COAP_PORT=$(sed -n 's/^coap=//p' "$WORK/ports")
+  COAPS_PORT=$(sed -n 's/^coaps=//p' "$WORK/ports")
   HTTP_PORT=$(sed -n 's/^http=//p' "$WORK/ports")
   BASE="http://127.0.0.1:$HTTP_PORT"
 }

@@ -1,0 +1,729 @@
+/*
+ * Devices, registrations, their object lists, the timeline, queued
+ * device-management requests and values received through Send.
+ */
+#define LOG_TAG "db"
+#include "db/db.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "common/common.h"
+#include "db/db_int.h"
+
+static int bind_text(sqlite3_stmt *st, int ix, const char *s)
+{
+  if (!s)
+    return sqlite3_bind_null(st, ix);
+  return sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
+}
+
+static int bind_id(sqlite3_stmt *st, int ix, int64_t id)
+{
+  if (id <= 0)
+    return sqlite3_bind_null(st, ix);
+  return sqlite3_bind_int64(st, ix, id);
+}
+
+static const char *col_text(sqlite3_stmt *st, int ix)
+{
+  return (const char *)sqlite3_column_text(st, ix);
+}
+
+/* Steps a statement that returns no rows; logs and maps errors. */
+static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+  int src = sqlite3_step(st);
+
+  if (src != SQLITE_DONE) {
+    log_err("%s: %s: %s", db_path(db), what, sqlite3_errmsg(db->h));
+    return db_errno(src);
+  }
+  return 0;
+}
+
+int db_device_id(struct db *db, const char *ep, int64_t *id)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, src;
+
+  rc = db_stmt_get(db, "SELECT id FROM devices WHERE endpoint = ?1", &st);
+  if (rc < 0)
+    goto out;
+  bind_text(st, 1, ep);
+  src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    *id = sqlite3_column_int64(st, 0);
+  } else if (src == SQLITE_DONE) {
+    rc = -ENOENT;
+  } else {
+    log_err("%s: device lookup: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+/* Creates the device row if missing and refreshes what it advertises. */
+static int device_upsert(struct db *db, struct db_registration *r)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "INSERT INTO devices (endpoint, created_at, last_seen_at, "
+                   "lwm2m_version) VALUES (?1, ?2, ?2, ?3) "
+                   "ON CONFLICT (endpoint) DO UPDATE SET "
+                   "last_seen_at = excluded.last_seen_at, "
+                   "lwm2m_version = excluded.lwm2m_version",
+                   &st);
+  if (rc < 0)
+    goto out;
+  bind_text(st, 1, r->endpoint);
+  sqlite3_bind_int64(st, 2, r->registered_at);
+  bind_text(st, 3, r->lwm2m_version);
+  rc = step_done(db, st, "device upsert");
+  if (rc < 0)
+    goto out;
+  rc = db_device_id(db, r->endpoint, &r->device_id);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_objects_replace(struct db *db, int64_t device_id,
+                       const struct db_object_link *links, size_t n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db, "DELETE FROM object_instances WHERE device_id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  rc = step_done(db, st, "objects delete");
+  db_stmt_done(st);
+  st = NULL;
+  if (rc < 0)
+    goto out;
+  rc = db_stmt_get(db,
+                   "INSERT OR REPLACE INTO object_instances (device_id, "
+                   "object_id, instance_id, object_version) "
+                   "VALUES (?1, ?2, ?3, ?4)",
+                   &st);
+  if (rc < 0)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    db_stmt_done(st);
+    sqlite3_bind_int64(st, 1, device_id);
+    sqlite3_bind_int(st, 2, links[i].oid);
+    sqlite3_bind_int(st, 3, links[i].iid);
+    bind_text(st, 4, links[i].version);
+    rc = step_done(db, st, "object insert");
+    if (rc < 0)
+      goto out;
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_registration_save(struct db *db, struct db_registration *r,
+                         const struct db_object_link *links, size_t n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = device_upsert(db, r);
+  if (rc < 0)
+    goto out;
+  rc = db_stmt_get(
+      db,
+      "INSERT OR REPLACE INTO registrations (device_id, location, "
+      "lwm2m_version, lifetime, binding, queue_mode, sms_number, alt_path, "
+      "content_format, peer_addr, security, identity, registered_at, "
+      "updated_at, expires_at) VALUES "
+      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+      &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, r->device_id);
+  bind_text(st, 2, r->location);
+  bind_text(st, 3, r->lwm2m_version);
+  sqlite3_bind_int64(st, 4, r->lifetime);
+  bind_text(st, 5, r->binding);
+  sqlite3_bind_int(st, 6, r->queue_mode);
+  bind_text(st, 7, r->sms);
+  bind_text(st, 8, r->alt_path);
+  bind_text(st, 9, r->content_format);
+  bind_text(st, 10, r->peer);
+  bind_text(st, 11, r->security);
+  bind_text(st, 12, r->identity);
+  sqlite3_bind_int64(st, 13, r->registered_at);
+  sqlite3_bind_int64(st, 14, r->updated_at);
+  sqlite3_bind_int64(st, 15, r->expires_at);
+  rc = step_done(db, st, "registration save");
+  if (rc < 0)
+    goto out;
+  rc = db_objects_replace(db, r->device_id, links, n);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_registration_update(struct db *db, const struct db_registration *r)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "UPDATE registrations SET lifetime = ?2, binding = ?3, "
+                   "sms_number = ?4, queue_mode = ?5, peer_addr = ?6, "
+                   "updated_at = ?7, expires_at = ?8 WHERE device_id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, r->device_id);
+  sqlite3_bind_int64(st, 2, r->lifetime);
+  bind_text(st, 3, r->binding);
+  bind_text(st, 4, r->sms);
+  sqlite3_bind_int(st, 5, r->queue_mode);
+  bind_text(st, 6, r->peer);
+  sqlite3_bind_int64(st, 7, r->updated_at);
+  sqlite3_bind_int64(st, 8, r->expires_at);
+  rc = step_done(db, st, "registration update");
+  if (rc < 0)
+    goto out;
+  db_stmt_done(st);
+  st = NULL;
+  rc = db_stmt_get(db, "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, r->device_id);
+  sqlite3_bind_int64(st, 2, r->updated_at);
+  rc = step_done(db, st, "device last seen");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_registration_delete(struct db *db, int64_t device_id)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db, "DELETE FROM registrations WHERE device_id = ?1", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  rc = step_done(db, st, "registration delete");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_registrations_load(struct db *db,
+                          void (*cb)(void *arg,
+                                     const struct db_registration *r,
+                                     const struct db_object_link *links,
+                                     size_t n),
+                          void *arg)
+{
+  sqlite3_stmt *st = NULL, *ob = NULL;
+  struct db_object_link *links = NULL;
+  size_t cap = 0;
+  int rc, src;
+
+  rc = db_stmt_get(
+      db,
+      "SELECT r.device_id, d.endpoint, r.location, r.lwm2m_version, "
+      "r.lifetime, r.binding, r.queue_mode, r.sms_number, r.alt_path, "
+      "r.content_format, r.peer_addr, r.security, r.identity, "
+      "r.registered_at, r.updated_at, r.expires_at "
+      "FROM registrations r JOIN devices d ON d.id = r.device_id",
+      &st);
+  if (rc < 0)
+    goto out;
+  rc = db_stmt_get(db,
+                   "SELECT object_id, instance_id, object_version FROM "
+                   "object_instances WHERE device_id = ?1 "
+                   "ORDER BY object_id, instance_id",
+                   &ob);
+  if (rc < 0)
+    goto out;
+  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_registration r = {
+        .device_id = sqlite3_column_int64(st, 0),
+        .endpoint = col_text(st, 1),
+        .location = col_text(st, 2),
+        .lwm2m_version = col_text(st, 3),
+        .lifetime = sqlite3_column_int64(st, 4),
+        .binding = col_text(st, 5),
+        .queue_mode = sqlite3_column_int(st, 6) != 0,
+        .sms = col_text(st, 7),
+        .alt_path = col_text(st, 8),
+        .content_format = col_text(st, 9),
+        .peer = col_text(st, 10),
+        .security = col_text(st, 11),
+        .identity = col_text(st, 12),
+        .registered_at = sqlite3_column_int64(st, 13),
+        .updated_at = sqlite3_column_int64(st, 14),
+        .expires_at = sqlite3_column_int64(st, 15),
+    };
+    size_t n = 0;
+
+    db_stmt_done(ob);
+    sqlite3_bind_int64(ob, 1, r.device_id);
+    while ((src = sqlite3_step(ob)) == SQLITE_ROW) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 16;
+        links = xrealloc(links, cap * sizeof(*links));
+      }
+      links[n].oid = (uint16_t)sqlite3_column_int(ob, 0);
+      links[n].iid = sqlite3_column_int(ob, 1);
+      links[n].version = col_text(ob, 2);
+      n++;
+    }
+    if (src != SQLITE_DONE) {
+      log_err("%s: objects load: %s", db_path(db), sqlite3_errmsg(db->h));
+      rc = db_errno(src);
+      goto out;
+    }
+    cb(arg, &r, links, n);
+  }
+  if (src != SQLITE_DONE) {
+    log_err("%s: registrations load: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
+  }
+out:
+  free(links);
+  db_stmt_done(ob);
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_timeline_add(struct db *db, int64_t at, const char *type,
+                    int64_t device_id, const char *endpoint, int64_t job_id,
+                    int64_t rollout_id, const char *data_json)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "INSERT INTO timeline_events (at, type, device_id, "
+                   "endpoint, job_id, rollout_id, data) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, at);
+  bind_text(st, 2, type);
+  bind_id(st, 3, device_id);
+  bind_text(st, 4, endpoint);
+  bind_id(st, 5, job_id);
+  bind_id(st, 6, rollout_id);
+  bind_text(st, 7, data_json);
+  rc = step_done(db, st, "timeline insert");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_request_add(struct db *db, struct db_request *r)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "INSERT INTO requests (device_id, op, path, body, state, "
+                   "created_at, expires_at) "
+                   "VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, r->device_id);
+  bind_text(st, 2, r->op);
+  bind_text(st, 3, r->path);
+  bind_text(st, 4, r->body);
+  sqlite3_bind_int64(st, 5, r->created_at);
+  sqlite3_bind_int64(st, 6, r->expires_at);
+  rc = step_done(db, st, "request insert");
+  if (rc == 0)
+    r->id = sqlite3_last_insert_rowid(db->h);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_request_finish(struct db *db, int64_t id, const char *state, int64_t at,
+                      const char *code, const char *result, const char *error)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "UPDATE requests SET state = ?2, finished_at = ?3, "
+                   "code = ?4, result = ?5, error = ?6 WHERE id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  bind_text(st, 2, state);
+  sqlite3_bind_int64(st, 3, at);
+  bind_text(st, 4, code);
+  bind_text(st, 5, result);
+  bind_text(st, 6, error);
+  rc = step_done(db, st, "request finish");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_request_sent(struct db *db, int64_t id, int64_t at)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(
+      db, "UPDATE requests SET state = 'sent', sent_at = ?2 WHERE id = ?1",
+      &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, at);
+  rc = step_done(db, st, "request sent");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+#define REQUEST_COLUMNS                                                       \
+  "r.id, r.device_id, d.endpoint, r.op, r.path, r.body, r.state, "            \
+  "r.created_at, r.expires_at, r.sent_at, r.finished_at, r.code, "            \
+  "r.result, r.error FROM requests r JOIN devices d ON d.id = r.device_id "
+
+/* Runs a bound request query and calls cb for each row. */
+static int request_rows(struct db *db, sqlite3_stmt *st, db_request_cb *cb,
+                        void *arg, int *count)
+{
+  int src;
+
+  *count = 0;
+  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_request r = {
+        .id = sqlite3_column_int64(st, 0),
+        .device_id = sqlite3_column_int64(st, 1),
+        .endpoint = col_text(st, 2),
+        .op = col_text(st, 3),
+        .path = col_text(st, 4),
+        .body = col_text(st, 5),
+        .state = col_text(st, 6),
+        .created_at = sqlite3_column_int64(st, 7),
+        .expires_at = sqlite3_column_int64(st, 8),
+        .sent_at = sqlite3_column_int64(st, 9),
+        .finished_at = sqlite3_column_int64(st, 10),
+        .code = col_text(st, 11),
+        .result = col_text(st, 12),
+        .error = col_text(st, 13),
+    };
+
+    (*count)++;
+    cb(arg, &r);
+  }
+  if (src != SQLITE_DONE) {
+    log_err("%s: requests query: %s", db_path(db), sqlite3_errmsg(db->h));
+    return db_errno(src);
+  }
+  return 0;
+}
+
+int db_requests_queued(struct db *db, int64_t device_id, db_request_cb *cb,
+                       void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, count;
+
+  rc = db_stmt_get(db,
+                   "SELECT " REQUEST_COLUMNS
+                   "WHERE r.device_id = ?1 AND r.state = 'queued' "
+                   "ORDER BY r.id",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  rc = request_rows(db, st, cb, arg, &count);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_requests_list(struct db *db, int64_t device_id, int64_t after_id,
+                     int limit, db_request_cb *cb, void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, count;
+
+  rc = db_stmt_get(db,
+                   "SELECT " REQUEST_COLUMNS
+                   "WHERE r.device_id = ?1 AND r.id > ?2 "
+                   "ORDER BY r.id LIMIT ?3",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  sqlite3_bind_int64(st, 2, after_id);
+  sqlite3_bind_int(st, 3, limit);
+  rc = request_rows(db, st, cb, arg, &count);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_request_get(struct db *db, int64_t id, db_request_cb *cb, void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, count = 0;
+
+  rc = db_stmt_get(db, "SELECT " REQUEST_COLUMNS "WHERE r.id = ?1", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  rc = request_rows(db, st, cb, arg, &count);
+  if (rc == 0 && count == 0)
+    rc = -ENOENT;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_requests_expire(struct db *db, int64_t now, int64_t *n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *n = 0;
+  rc = db_stmt_get(db,
+                   "UPDATE requests SET state = 'expired', finished_at = ?1, "
+                   "error = 'the device did not wake up before the request "
+                   "expired' WHERE state = 'queued' AND expires_at <= ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, now);
+  rc = step_done(db, st, "requests expire");
+  if (rc == 0)
+    *n = sqlite3_changes(db->h);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_requests_abandon(struct db *db, int64_t now)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "UPDATE requests SET state = 'failed', finished_at = ?1, "
+                   "error = 'fotad restarted before the device answered' "
+                   "WHERE state = 'sent'",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, now);
+  rc = step_done(db, st, "requests abandon");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_requests_count_queued(struct db *db, int64_t *n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, src;
+
+  rc = db_stmt_get(db, "SELECT count(*) FROM requests WHERE state = 'queued'",
+                   &st);
+  if (rc < 0)
+    goto out;
+  src = sqlite3_step(st);
+  if (src != SQLITE_ROW) {
+    rc = db_errno(src);
+    goto out;
+  }
+  *n = sqlite3_column_int64(st, 0);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_sent_values_add(struct db *db, int64_t device_id, int64_t at,
+                       int content_format, const char *data_json)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "INSERT INTO sent_values (device_id, received_at, "
+                   "content_format, data) VALUES (?1, ?2, ?3, ?4)",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  sqlite3_bind_int64(st, 2, at);
+  sqlite3_bind_int(st, 3, content_format);
+  bind_text(st, 4, data_json);
+  rc = step_done(db, st, "sent values insert");
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+static int device_rows(struct db *db, sqlite3_stmt *st,
+                       void (*cb)(void *arg, const struct db_device *d),
+                       void *arg, int *count)
+{
+  int src;
+
+  *count = 0;
+  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_device d = {
+        .id = sqlite3_column_int64(st, 0),
+        .endpoint = col_text(st, 1),
+        .created_at = sqlite3_column_int64(st, 2),
+        .last_seen_at = sqlite3_column_int64(st, 3),
+        .lwm2m_version = col_text(st, 4),
+        .registered = sqlite3_column_int(st, 5) != 0,
+    };
+
+    (*count)++;
+    cb(arg, &d);
+  }
+  if (src != SQLITE_DONE) {
+    log_err("%s: devices query: %s", db_path(db), sqlite3_errmsg(db->h));
+    return db_errno(src);
+  }
+  return 0;
+}
+
+#define DEVICE_COLUMNS                                                        \
+  "SELECT d.id, d.endpoint, d.created_at, d.last_seen_at, "                   \
+  "d.lwm2m_version, r.device_id IS NOT NULL FROM devices d "                  \
+  "LEFT JOIN registrations r ON r.device_id = d.id "
+
+int db_devices_list(struct db *db, const char *prefix, int registered,
+                    int object_id, const char *after_ep, int limit,
+                    void (*cb)(void *arg, const struct db_device *d),
+                    void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, count;
+
+  /* substr() rather than LIKE: endpoint names may hold '%' and '_'. */
+  rc = db_stmt_get(
+      db,
+      DEVICE_COLUMNS
+      "WHERE (?1 IS NULL OR substr(d.endpoint, 1, length(?1)) = ?1) "
+      "AND (?2 < 0 OR (r.device_id IS NOT NULL) = ?2) "
+      "AND (?3 < 0 OR EXISTS (SELECT 1 FROM object_instances o "
+      "WHERE o.device_id = d.id AND o.object_id = ?3)) "
+      "AND (?4 IS NULL OR d.endpoint > ?4) "
+      "ORDER BY d.endpoint LIMIT ?5",
+      &st);
+  if (rc < 0)
+    goto out;
+  bind_text(st, 1, prefix);
+  sqlite3_bind_int(st, 2, registered);
+  sqlite3_bind_int(st, 3, object_id);
+  bind_text(st, 4, after_ep);
+  sqlite3_bind_int(st, 5, limit);
+  rc = device_rows(db, st, cb, arg, &count);
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_device_get(struct db *db, const char *ep,
+                  void (*cb)(void *arg, const struct db_device *d), void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, count = 0;
+
+  rc = db_stmt_get(db, DEVICE_COLUMNS "WHERE d.endpoint = ?1", &st);
+  if (rc < 0)
+    goto out;
+  bind_text(st, 1, ep);
+  rc = device_rows(db, st, cb, arg, &count);
+  if (rc == 0 && count == 0)
+    rc = -ENOENT;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_device_objects(struct db *db, int64_t device_id,
+                      void (*cb)(void *arg, const struct db_object_link *l),
+                      void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, src;
+
+  rc = db_stmt_get(db,
+                   "SELECT object_id, instance_id, object_version FROM "
+                   "object_instances WHERE device_id = ?1 "
+                   "ORDER BY object_id, instance_id",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_object_link l = {
+        .oid = (uint16_t)sqlite3_column_int(st, 0),
+        .iid = sqlite3_column_int(st, 1),
+        .version = col_text(st, 2),
+    };
+
+    cb(arg, &l);
+  }
+  if (src != SQLITE_DONE) {
+    log_err("%s: objects query: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_request_cancel(struct db *db, int64_t id, int64_t at)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(db,
+                   "UPDATE requests SET state = 'cancelled', finished_at = ?2 "
+                   "WHERE id = ?1 AND state = 'queued'",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, at);
+  rc = step_done(db, st, "request cancel");
+  if (rc == 0 && sqlite3_changes(db->h) == 0) {
+    db_stmt_done(st);
+    st = NULL;
+    rc = db_stmt_get(db, "SELECT id FROM requests WHERE id = ?1", &st);
+    if (rc < 0)
+      goto out;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st) == SQLITE_ROW ? -EBUSY : -ENOENT;
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}

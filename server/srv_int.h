@@ -1,0 +1,149 @@
+/* Private to server/: the server, registrations and requests in flight. */
+#ifndef FOTAD_SRV_INT_H
+#define FOTAD_SRV_INT_H
+
+#include "server/srv.h"
+
+#include <coap3/coap.h>
+
+#define SRV_TOKEN_LEN 8
+#define SRV_LOCATION_LEN 10
+#define SRV_EP_MAX 255
+
+struct srv_req;
+struct srv_obs;
+
+/* One live registration. */
+struct srv_reg {
+  struct hmap_node by_ep;
+  struct hmap_node by_loc;
+  struct srv *srv;
+  int64_t device_id;
+  char *ep;
+  char location[SRV_LOCATION_LEN + 1];
+  char *alt_path; /* NULL for "/" */
+  char *ct_list;  /* the root link's ct attribute as sent, or NULL */
+  char *sms;
+  char *identity;  /* DTLS identity it registered with, or NULL */
+  char version[4]; /* "1.0", "1.1", "1.2" */
+  char binding[8];
+  char security[8];
+  bool queue_mode;
+  uint16_t format;  /* preferred content format for requests */
+  int64_t lifetime; /* s */
+  int64_t registered_at, updated_at; /* Unix ms */
+  int64_t expires_mono;              /* loop time of expiry */
+  int64_t awake_until;               /* loop time; queue mode only */
+  coap_session_t *session;           /* referenced while registered */
+  char peer[64];
+  struct loop_timer expiry;
+  struct srv_req *reqs; /* in flight, linked through reg_next */
+  struct srv_obs *obs;  /* observations, linked through next */
+  bool flushing;        /* sending its queue now */
+};
+
+/* One request in flight, keyed by token. */
+struct srv_req {
+  struct hmap_node by_token;
+  struct hmap_node by_handle;
+  struct srv_req *reg_next;
+  struct srv *srv;
+  struct srv_reg *reg;
+  uint64_t handle;
+  uint8_t token[SRV_TOKEN_LEN];
+  enum srv_op op;
+  struct lwm2m_path path;
+  int64_t queued_id; /* the requests row when sent from the queue */
+  srv_result_cb *cb;
+  void *cb_arg;
+  struct loop_timer timeout;
+};
+
+/* An observation; lives until cancelled or the registration ends. */
+struct srv_obs {
+  struct srv_obs *next;
+  struct hmap_node by_token;
+  struct srv_reg *reg;
+  uint8_t token[SRV_TOKEN_LEN];
+  struct lwm2m_path path;   /* single observation */
+  struct lwm2m_path *paths; /* composite observation, or NULL */
+  size_t npaths;
+  bool established;
+};
+
+struct srv {
+  struct loop *loop;
+  struct db *db;
+  struct srv_config cfg;
+  struct lwm2m_model *model;
+  coap_context_t *ctx;
+  coap_endpoint_t *udp, *dtls;
+  int coap_fd;
+  int udp_port, dtls_port;
+  bool pki_rpk;
+  struct hmap peer_ids; /* DTLS identities by peer address (dtls.c) */
+  uint8_t psk_buf[64];
+  coap_bin_const_t psk_bin;
+  int64_t dtls_handshakes, dtls_failures;
+  struct loop_timer io_timer;
+  struct loop_timer sweep_timer; /* expires queued requests */
+  const struct srv_events *ev;
+  void *ev_arg;
+  struct hmap by_ep, by_loc, reqs_by_token, reqs_by_handle, obs_by_token;
+  uint64_t next_token;
+  uint64_t token_salt;
+  uint64_t next_handle;
+  int64_t nawake_cache;
+  bool in_txn; /* a write transaction is open until before-sleep */
+};
+
+/* server.c */
+/* Opens the iteration's write transaction if none is open yet; the
+ * before-sleep hook commits it, so a burst of registrations costs one
+ * commit. Returns 0 or a negative errno. */
+int srv_txn(struct srv *srv);
+void srv_fill_token(struct srv *srv, uint8_t *token);
+/* Turns a request's outcome into JSON for the requests table. */
+char *srv_result_json(const struct srv_result *res);
+
+/* dtls.c */
+int srv_dtls_setup(struct srv *srv, char *err, size_t errlen);
+void srv_dtls_free(struct srv *srv);
+/* The security kind ("nosec", "psk", "rpk", "x509") and identity the
+ * session's handshake proved; -ENOENT if none is known. */
+int srv_session_identity(struct srv *srv, coap_session_t *session,
+                         const char **kind, const char **identity);
+/* May a session with this proven identity use endpoint name ep? */
+bool srv_identity_allows(struct srv *srv, const char *kind,
+                         const char *identity, const char *ep);
+
+/* registry.c */
+void srv_registry_init(struct srv *srv);
+void srv_registry_free(struct srv *srv);
+int srv_registry_load(struct srv *srv);
+void srv_handle_rd(struct srv *srv, coap_session_t *session,
+                   const coap_pdu_t *req, coap_pdu_t *resp, const char *rest);
+void srv_handle_dp(struct srv *srv, coap_session_t *session,
+                   const coap_pdu_t *req, coap_pdu_t *resp);
+struct srv_reg *srv_reg_find(const struct srv *srv, const char *ep);
+/* The device spoke: refresh its peer and, in queue mode, wake it. */
+void srv_reg_seen(struct srv_reg *reg, coap_session_t *session);
+bool srv_reg_awake(const struct srv_reg *reg);
+
+/* request.c */
+void srv_requests_init(struct srv *srv);
+void srv_requests_free(struct srv *srv);
+/* Fails every request and drops every observation of reg. */
+void srv_reg_drop_requests(struct srv_reg *reg, int status, const char *why);
+coap_response_t srv_on_response(coap_session_t *session,
+                                const coap_pdu_t *sent,
+                                const coap_pdu_t *received,
+                                const coap_mid_t mid);
+void srv_on_nack(coap_session_t *session, const coap_pdu_t *sent,
+                 const coap_nack_reason_t reason, const coap_mid_t mid);
+/* Sends the queued requests of an awake device. */
+void srv_queue_flush(struct srv_reg *reg);
+/* Expires queued requests past their time. */
+void srv_queue_sweep(struct srv *srv);
+
+#endif
