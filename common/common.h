@@ -219,6 +219,7 @@ struct hmap_node *hmap_first(const struct hmap *h, uint64_t hash);
 /*
  * Config: flat "key value" lines with '#' comments, parsed from a
  * descriptor table into a caller's struct at the given offsets.
+ * The loaders return 0 or a negative errno (-EINVAL, -ERANGE...).
  */
 enum conf_type {
   CONF_STRING,   /* char *, owned by the struct, freed by conf_free() */

@@ -210,13 +210,26 @@ int sockaddr_port(const struct sockaddr *sa)
 
 void format_iso8601(int64_t unix_ms, char *buf, size_t buflen)
 {
-  time_t secs = (time_t)(unix_ms / 1000);
+  /* Floor division, so times before 1970 keep 0..999 milliseconds. */
+  int64_t ms = ((unix_ms % 1000) + 1000) % 1000;
+  time_t secs = (time_t)((unix_ms - ms) / 1000);
   struct tm tm;
 
   gmtime_r(&secs, &tm);
   snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
            tm.tm_sec, (int)(unix_ms % 1000));
+}
+
+static int open_parent(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+                    : xstrdup(".");
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  free(dir);
+  return fd;
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, int mode)
@@ -253,8 +266,17 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode)
     goto out;
   }
   fd = -1;
-  if (rename(tmp, path) < 0)
+  if (rename(tmp, path) < 0) {
     rc = -errno;
+    goto out;
+  }
+  /* The rename itself is durable only once its folder is synced. */
+  fd = open_parent(path);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+    fd = -1;
+  }
 out:
   if (fd >= 0)
     close(fd);

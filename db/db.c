@@ -94,6 +94,15 @@ int db_stmt_get(struct db *db, const char *sql, sqlite3_stmt **out)
   size_t i;
 
   *out = NULL;
+  /* Callers pass string literals: the same pointer finds a statement on
+   * hot paths without comparing the text. */
+  for (i = 0; i < db->nstmts; i++) {
+    if (db->stmts[i].key == sql) {
+      db_stmt_done(db->stmts[i].stmt);
+      *out = db->stmts[i].stmt;
+      return 0;
+    }
+  }
   for (i = 0; i < db->nstmts; i++) {
     if (strcmp(db->stmts[i].sql, sql) == 0) {
       db_stmt_done(db->stmts[i].stmt);
@@ -123,6 +132,7 @@ int db_stmt_get(struct db *db, const char *sql, sqlite3_stmt **out)
     db->stmts = xrealloc(db->stmts, db->capstmts * sizeof(*db->stmts));
   }
   db->stmts[db->nstmts].sql = xstrdup(sql);
+  db->stmts[db->nstmts].key = sql;
   db->stmts[db->nstmts].stmt = st;
   db->nstmts++;
   *out = st;

@@ -14,7 +14,8 @@
 #define DB_STMT_MAX 256
 
 struct db_stmt_slot {
-  char *sql; /* owned copy, the cache key */
+  char *sql;       /* owned copy, the cache key */
+  const char *key; /* the caller's pointer, checked first */
   sqlite3_stmt *stmt;
 };
 

@@ -42,7 +42,8 @@ enum {
 
 /*
  * Limits on untrusted input: decode() refuses a payload above
- * LWM2M_PAYLOAD_MAX bytes (TLV's 24-bit length bounds it anyway) and a body
+ * LWM2M_PAYLOAD_MAX bytes (TLV's 24-bit length bounds it anyway; 1 MiB for
+ * the JSON and CBOR formats, which are parsed into a tree first) and a body
  * of more than LWM2M_RECORDS_MAX records; encode() refuses to produce more
  * than LWM2M_PAYLOAD_MAX bytes.
  */
@@ -217,7 +218,11 @@ int lwm2m_decode(uint16_t ct, const uint8_t *buf, size_t len,
 int lwm2m_encode(uint16_t ct, const struct lwm2m_path *base,
                  const struct lwm2m_records *in, const struct lwm2m_model *m,
                  uint8_t **out, size_t *outlen, char *err, size_t errlen);
-/* True if this build can encode / decode the format. */
+/*
+ * True if this build can encode and decode the format through
+ * lwm2m_decode() and lwm2m_encode() (link format, 40, has its own
+ * functions and gives false).
+ */
 bool lwm2m_ct_supported(uint16_t ct);
 /* "application/vnd.oma.lwm2m+tlv" and so on; "?" if unknown. */
 const char *lwm2m_ct_name(uint16_t ct);
@@ -228,8 +233,8 @@ const char *lwm2m_ct_name(uint16_t ct);
  * CBOR, -EMSGSIZE), or decode one into paths (*paths is a new array, free
  * it with free(); values in the records are ignored).
  */
-int lwm2m_encode_paths(uint16_t ct, const struct lwm2m_path *paths,
-                       size_t n, uint8_t **out, size_t *outlen);
+int lwm2m_encode_paths(uint16_t ct, const struct lwm2m_path *paths, size_t n,
+                       uint8_t **out, size_t *outlen);
 int lwm2m_decode_paths(uint16_t ct, const uint8_t *buf, size_t len,
                        struct lwm2m_path **paths, size_t *n, char *err,
                        size_t errlen);
@@ -241,9 +246,9 @@ struct lwm2m_link_attr {
 };
 
 struct lwm2m_link {
-  char *uri;               /* as written between < and > */
-  struct lwm2m_path path;  /* valid when is_path */
-  bool is_path;            /* uri is a /O[/I[/R[/RI]]] path */
+  char *uri;              /* as written between < and > */
+  struct lwm2m_path path; /* valid when is_path */
+  bool is_path;           /* uri is a /O[/I[/R[/RI]]] path */
   struct lwm2m_link_attr *attrs;
   size_t nattrs;
 };
@@ -267,15 +272,17 @@ void lwm2m_links_free(struct lwm2m_links *l);
  */
 const char *lwm2m_link_attr(const struct lwm2m_link *l, const char *name,
                             bool *present);
-/* Writes links in link format into a new NUL-terminated string. */
+/*
+ * Writes links in link format into a new NUL-terminated string (free()
+ * it); NULL only if it would pass LWM2M_PAYLOAD_MAX bytes.
+ */
 char *lwm2m_links_format(const struct lwm2m_links *l);
 
 /*
  * Execute arguments (the TS grammar: digit[='value'] joined by ','). Fills
  * err and returns -EINVAL when s is not valid; an empty s is valid.
  */
-int lwm2m_exec_args_check(const char *s, size_t len, char *err,
-                          size_t errlen);
+int lwm2m_exec_args_check(const char *s, size_t len, char *err, size_t errlen);
 
 /*
  * JSON views for the REST API: records as {"/3/0/1": value, ...} (a new

@@ -3,6 +3,7 @@
  * conversion shared by the CBOR formats, the output helpers, and LwM2M
  * CBOR (11544) itself.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
  */
 struct cbor_check {
   size_t remaining; /* bytes from the current head to the end */
+  size_t items;     /* data items seen so far */
   size_t depth;
   struct {
     uint64_t left; /* items still expected (definite containers) */
@@ -32,6 +34,10 @@ struct cbor_check {
 
 static void check_item(struct cbor_check *c)
 {
+  if (++c->items > LWM2M_CBOR_ITEMS_MAX && !c->why) {
+    c->why = "too many data items";
+    c->bad_count = c->items;
+  }
   if (c->depth > 0 && !c->st[c->depth - 1].indef)
     c->st[c->depth - 1].left--;
 }
@@ -215,8 +221,8 @@ cbor_item_t *lwm2m_cbor_load(const char *prefix, const uint8_t *buf,
     struct cbor_decoder_result r;
 
     if (off >= len) {
-      lwm2m_errf(err, errlen, "%s: truncated: data ends at offset %zu",
-                 prefix, off);
+      lwm2m_errf(err, errlen, "%s: truncated: data ends at offset %zu", prefix,
+                 off);
       return NULL;
     }
     c.remaining = len - off;
@@ -229,7 +235,8 @@ cbor_item_t *lwm2m_cbor_load(const char *prefix, const uint8_t *buf,
       return NULL;
     }
     if (r.status != CBOR_DECODER_FINISHED || r.read == 0) {
-      lwm2m_errf(err, errlen, "%s: malformed item (initial byte 0x%02x) at "
+      lwm2m_errf(err, errlen,
+                 "%s: malformed item (initial byte 0x%02x) at "
                  "offset %zu",
                  prefix, buf[off], off);
       return NULL;
@@ -245,7 +252,8 @@ cbor_item_t *lwm2m_cbor_load(const char *prefix, const uint8_t *buf,
     off += r.read;
   }
   if (off != len) {
-    lwm2m_errf(err, errlen, "%s: %zu trailing bytes after the item at "
+    lwm2m_errf(err, errlen,
+               "%s: %zu trailing bytes after the item at "
                "offset %zu",
                prefix, len - off, off);
     return NULL;
@@ -264,8 +272,8 @@ cbor_item_t *lwm2m_cbor_load(const char *prefix, const uint8_t *buf,
 uint8_t *lwm2m_cbor_string(const cbor_item_t *it, size_t *len)
 {
   bool text = cbor_isa_string(it);
-  bool indef = text ? cbor_string_is_indefinite(it)
-                    : cbor_bytestring_is_indefinite(it);
+  bool indef =
+      text ? cbor_string_is_indefinite(it) : cbor_bytestring_is_indefinite(it);
   struct lwm2m_buf b = {.data = NULL};
   uint8_t nul = 0;
 
@@ -276,19 +284,17 @@ uint8_t *lwm2m_cbor_string(const cbor_item_t *it, size_t *len)
 
     (void)lwm2m_buf_put(&b, p, n);
   } else {
-    size_t nc = text ? cbor_string_chunk_count(it)
-                     : cbor_bytestring_chunk_count(it);
+    size_t nc =
+        text ? cbor_string_chunk_count(it) : cbor_bytestring_chunk_count(it);
     cbor_item_t **ch = text ? cbor_string_chunks_handle(it)
                             : cbor_bytestring_chunks_handle(it);
 
     /* The chunks lie inside a payload already under LWM2M_PAYLOAD_MAX, so
      * the buffer cannot overflow its limit. */
     for (size_t i = 0; i < nc; i++)
-      (void)lwm2m_buf_put(&b,
-                          text ? cbor_string_handle(ch[i])
-                               : cbor_bytestring_handle(ch[i]),
-                          text ? cbor_string_length(ch[i])
-                               : cbor_bytestring_length(ch[i]));
+      (void)lwm2m_buf_put(
+          &b, text ? cbor_string_handle(ch[i]) : cbor_bytestring_handle(ch[i]),
+          text ? cbor_string_length(ch[i]) : cbor_bytestring_length(ch[i]));
   }
   *len = b.len;
   (void)lwm2m_buf_put(&b, &nul, 1);
@@ -374,8 +380,8 @@ static const char *item_kind(const cbor_item_t *it)
 static int mismatch(const cbor_item_t *it, enum lwm2m_type want,
                     const char *where, char *err, size_t errlen)
 {
-  lwm2m_errf(err, errlen, "%s: %s where %s was expected", where,
-             item_kind(it), lwm2m_type_name(want));
+  lwm2m_errf(err, errlen, "%s: %s where %s was expected", where, item_kind(it),
+             lwm2m_type_name(want));
   return -EINVAL;
 }
 
@@ -499,8 +505,7 @@ int lwm2m_buf_cbor_text(struct lwm2m_buf *b, const void *p, size_t n)
 int lwm2m_buf_cbor_bytes(struct lwm2m_buf *b, const void *p, size_t n)
 {
   unsigned char tmp[16];
-  int rc =
-      put_head(b, tmp, cbor_encode_bytestring_start(n, tmp, sizeof(tmp)));
+  int rc = put_head(b, tmp, cbor_encode_bytestring_start(n, tmp, sizeof(tmp)));
 
   return rc < 0 ? rc : lwm2m_buf_put(b, p, n);
 }
@@ -662,8 +667,8 @@ static int lwcbor_walk(const cbor_item_t *map, const struct lwm2m_path *at,
     }
     rd = lwm2m_res_for(m, &p);
     snprintf(where, sizeof(where), LWCBOR ": %s", ps);
-    rc = lwm2m_cbor_to_value(pairs[i].value, rd ? rd->type : LWM2M_T_NONE,
-                             &v, where, err, errlen);
+    rc = lwm2m_cbor_to_value(pairs[i].value, rd ? rd->type : LWM2M_T_NONE, &v,
+                             where, err, errlen);
     if (rc < 0)
       return rc;
     lwm2m_records_add(out, &p, &v);
@@ -673,8 +678,8 @@ static int lwcbor_walk(const cbor_item_t *map, const struct lwm2m_path *at,
 
 int lwm2m_lwcbor_decode(const uint8_t *buf, size_t len,
                         const struct lwm2m_path *base,
-                        const struct lwm2m_model *m,
-                        struct lwm2m_records *out, char *err, size_t errlen)
+                        const struct lwm2m_model *m, struct lwm2m_records *out,
+                        char *err, size_t errlen)
 {
   struct lwm2m_path root = {.len = 0};
   cbor_item_t *it = lwm2m_cbor_load(LWCBOR, buf, len, err, errlen);
@@ -694,8 +699,8 @@ int lwm2m_lwcbor_decode(const uint8_t *buf, size_t len,
 }
 
 /* Number of distinct ids at level lv among sorted records [lo, hi). */
-static size_t count_groups(const struct lwm2m_record **r, size_t lo,
-                           size_t hi, int lv)
+static size_t count_groups(const struct lwm2m_record **r, size_t lo, size_t hi,
+                           int lv)
 {
   size_t n = 0;
 
@@ -706,8 +711,7 @@ static size_t count_groups(const struct lwm2m_record **r, size_t lo,
 }
 
 static int lwcbor_emit(struct lwm2m_buf *b, const struct lwm2m_record **r,
-                       size_t lo, size_t hi, int lv, char *err,
-                       size_t errlen)
+                       size_t lo, size_t hi, int lv, char *err, size_t errlen)
 {
   int rc = lwm2m_buf_cbor_map(b, count_groups(r, lo, hi, lv));
 
@@ -734,8 +738,7 @@ static int lwcbor_emit(struct lwm2m_buf *b, const struct lwm2m_record **r,
         char ps[LWM2M_PATH_STRLEN];
 
         lwm2m_path_format(&r[i]->path, ps, sizeof(ps));
-        lwm2m_errf(err, errlen, LWCBOR ": %s: string is not valid UTF-8",
-                   ps);
+        lwm2m_errf(err, errlen, LWCBOR ": %s: string is not valid UTF-8", ps);
         return -EINVAL;
       }
     } else {

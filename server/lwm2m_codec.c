@@ -19,36 +19,39 @@ typedef int encode_fn(const struct lwm2m_path *base,
                       const struct lwm2m_model *m, struct lwm2m_buf *out,
                       char *err, size_t errlen);
 
+/* max_in: the payload limit, smaller for the formats parsed as a tree. */
 static const struct codec {
   uint16_t ct;
   const char *name;
   decode_fn *decode;
   encode_fn *encode;
+  size_t max_in;
 } codecs[] = {
-    {LWM2M_CT_TEXT, "text/plain", lwm2m_text_decode, lwm2m_text_encode},
-    {LWM2M_CT_LINK, "application/link-format", NULL, NULL},
+    {LWM2M_CT_TEXT, "text/plain", lwm2m_text_decode, lwm2m_text_encode,
+     LWM2M_PAYLOAD_MAX},
+    {LWM2M_CT_LINK, "application/link-format", NULL, NULL, 0},
     {LWM2M_CT_OPAQUE, "application/octet-stream", lwm2m_opaque_decode,
-     lwm2m_opaque_encode},
-    {LWM2M_CT_CBOR, "application/cbor", lwm2m_cbor1_decode,
-     lwm2m_cbor1_encode},
+     lwm2m_opaque_encode, LWM2M_PAYLOAD_MAX},
+    {LWM2M_CT_CBOR, "application/cbor", lwm2m_cbor1_decode, lwm2m_cbor1_encode,
+     LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_SENML_JSON, "application/senml+json", lwm2m_senml_json_decode,
-     lwm2m_senml_json_encode},
+     lwm2m_senml_json_encode, LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_SENML_CBOR, "application/senml+cbor", lwm2m_senml_cbor_decode,
-     lwm2m_senml_cbor_encode},
+     lwm2m_senml_cbor_encode, LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_TLV, "application/vnd.oma.lwm2m+tlv", lwm2m_tlv_decode,
-     lwm2m_tlv_encode},
-    {LWM2M_CT_OMA_JSON, "application/vnd.oma.lwm2m+json",
-     lwm2m_omajson_decode, lwm2m_omajson_encode},
+     lwm2m_tlv_encode, LWM2M_PAYLOAD_MAX},
+    {LWM2M_CT_OMA_JSON, "application/vnd.oma.lwm2m+json", lwm2m_omajson_decode,
+     lwm2m_omajson_encode, LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_LWM2M_CBOR, "application/vnd.oma.lwm2m+cbor",
-     lwm2m_lwcbor_decode, lwm2m_lwcbor_encode},
+     lwm2m_lwcbor_decode, lwm2m_lwcbor_encode, LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_OLD_TEXT, "application/vnd.oma.lwm2m+text", lwm2m_text_decode,
-     lwm2m_text_encode},
+     lwm2m_text_encode, LWM2M_PAYLOAD_MAX},
     {LWM2M_CT_OLD_TLV, "application/vnd.oma.lwm2m+tlv", lwm2m_tlv_decode,
-     lwm2m_tlv_encode},
-    {LWM2M_CT_OLD_JSON, "application/vnd.oma.lwm2m+json",
-     lwm2m_omajson_decode, lwm2m_omajson_encode},
+     lwm2m_tlv_encode, LWM2M_PAYLOAD_MAX},
+    {LWM2M_CT_OLD_JSON, "application/vnd.oma.lwm2m+json", lwm2m_omajson_decode,
+     lwm2m_omajson_encode, LWM2M_TREE_PAYLOAD_MAX},
     {LWM2M_CT_OLD_OPAQUE, "application/vnd.oma.lwm2m+opaque",
-     lwm2m_opaque_decode, lwm2m_opaque_encode},
+     lwm2m_opaque_decode, lwm2m_opaque_encode, LWM2M_PAYLOAD_MAX},
 };
 
 static const struct codec *codec_find(uint16_t ct)
@@ -94,9 +97,9 @@ int lwm2m_decode(uint16_t ct, const uint8_t *buf, size_t len,
 
   if (!c || !c->decode)
     return unsupported(ct, err, errlen);
-  if (len > LWM2M_PAYLOAD_MAX) {
-    lwm2m_errf(err, errlen, "%s: payload of %zu bytes is over the %u limit",
-               c->name, len, LWM2M_PAYLOAD_MAX);
+  if (len > c->max_in) {
+    lwm2m_errf(err, errlen, "%s: payload of %zu bytes is over the %zu limit",
+               c->name, len, c->max_in);
     return -EMSGSIZE;
   }
   if (base->len > 4) {
@@ -143,8 +146,8 @@ int lwm2m_encode(uint16_t ct, const struct lwm2m_path *base,
   return 0;
 }
 
-int lwm2m_encode_paths(uint16_t ct, const struct lwm2m_path *paths,
-                       size_t n, uint8_t **out, size_t *outlen)
+int lwm2m_encode_paths(uint16_t ct, const struct lwm2m_path *paths, size_t n,
+                       uint8_t **out, size_t *outlen)
 {
   struct lwm2m_buf b = {.data = NULL};
   int rc;
@@ -169,9 +172,9 @@ int lwm2m_decode_paths(uint16_t ct, const uint8_t *buf, size_t len,
 {
   if (ct != LWM2M_CT_SENML_JSON && ct != LWM2M_CT_SENML_CBOR)
     return unsupported(ct, err, errlen);
-  if (len > LWM2M_PAYLOAD_MAX) {
-    lwm2m_errf(err, errlen, "%s: payload of %zu bytes is over the %u limit",
-               lwm2m_ct_name(ct), len, LWM2M_PAYLOAD_MAX);
+  if (len > LWM2M_TREE_PAYLOAD_MAX) {
+    lwm2m_errf(err, errlen, "%s: payload of %zu bytes is over the %d limit",
+               lwm2m_ct_name(ct), len, LWM2M_TREE_PAYLOAD_MAX);
     return -EMSGSIZE;
   }
   return lwm2m_senml_decode_paths(ct == LWM2M_CT_SENML_CBOR,
@@ -305,8 +308,8 @@ static int json_to_value(const json_t *j, enum lwm2m_type want,
     case LWM2M_T_NONE:
     case LWM2M_T_STRING:
     case LWM2M_T_CORELNK:
-      lwm2m_value_set_bytes(v, want == LWM2M_T_NONE ? LWM2M_T_STRING : want,
-                            s, n);
+      lwm2m_value_set_bytes(v, want == LWM2M_T_NONE ? LWM2M_T_STRING : want, s,
+                            n);
       return 0;
     case LWM2M_T_OPAQUE:
       if (lwm2m_base64_decode(s, n, false, &data, &dlen, &bad) < 0) {
@@ -385,8 +388,8 @@ static int json_record(const char *key, const json_t *val,
     return -EINVAL;
   }
   snprintf(where, sizeof(where), "\"%s\"", q);
-  rc = json_to_value(val, rd ? rd->type : LWM2M_T_NONE, &v, where, err,
-                     errlen);
+  rc =
+      json_to_value(val, rd ? rd->type : LWM2M_T_NONE, &v, where, err, errlen);
   if (rc < 0)
     return rc;
   lwm2m_records_add(out, &p, &v);

@@ -4,6 +4,7 @@
  * ObjectVersion, MultipleInstances, Mandatory and Resources/Item entries.
  * Everything else (descriptions, ranges, units) is skipped.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -229,8 +230,9 @@ static void end_field(struct ddf *d)
     break;
   case F_RES_OPS:
     if (lwm2m_ops_parse(s, &r->ops) < 0)
-      ddf_fail(d, "resource %u: Operations \"%.16s\" is not R, W, RW, E or "
-                  "empty",
+      ddf_fail(d,
+               "resource %u: Operations \"%.16s\" is not R, W, RW, E or "
+               "empty",
                (unsigned)r->id, s);
     d->res_has_ops = true;
     break;
@@ -293,8 +295,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *el)
 static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param,
                               const XML_Char *value, int value_len,
                               const XML_Char *base, const XML_Char *sysid,
-                              const XML_Char *pubid,
-                              const XML_Char *notation)
+                              const XML_Char *pubid, const XML_Char *notation)
 {
   ddf_fail(ud, "entity declarations are not allowed");
 }

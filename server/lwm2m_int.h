@@ -15,6 +15,13 @@
 
 /* Deepest CBOR nesting any LwM2M format needs, with room to spare. */
 #define LWM2M_CBOR_DEPTH_MAX 16
+/*
+ * The JSON and CBOR formats are parsed into a tree (jansson, libcbor)
+ * before they are read, at tens of bytes per item: their payloads get a
+ * smaller limit than TLV's, and CBOR a cap on data items, to bound that.
+ */
+#define LWM2M_TREE_PAYLOAD_MAX (1024 * 1024)
+#define LWM2M_CBOR_ITEMS_MAX (256 * 1024)
 
 /* Fills err (if not NULL) like snprintf. */
 void lwm2m_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -56,8 +63,7 @@ int lwm2m_parse_u64(const char *s, size_t n, uint64_t *out);
 int lwm2m_parse_i64(const char *s, size_t n, int64_t *out);
 int lwm2m_parse_double(const char *s, size_t n, double *out);
 /* "OID:IID", each 0..65535. */
-int lwm2m_parse_objlnk(const char *s, size_t n, uint16_t *oid,
-                       uint16_t *iid);
+int lwm2m_parse_objlnk(const char *s, size_t n, uint16_t *oid, uint16_t *iid);
 /* Shortest decimal form that reads back as the same double. */
 void lwm2m_format_double(double f, char *buf, size_t len);
 /* True if f survives a round trip through a 32-bit float. */
@@ -73,8 +79,7 @@ size_t lwm2m_utf8_seq(const uint8_t *p, size_t n);
 void lwm2m_snippet(const void *p, size_t n, char *buf, size_t len);
 
 /* Moves every record of src to the end of dst, leaving src empty. */
-void lwm2m_records_move(struct lwm2m_records *dst,
-                        struct lwm2m_records *src);
+void lwm2m_records_move(struct lwm2m_records *dst, struct lwm2m_records *src);
 
 /* The model's definition of a path's resource, or NULL when unknown. */
 const struct lwm2m_res_def *lwm2m_res_for(const struct lwm2m_model *m,
@@ -110,8 +115,8 @@ int lwm2m_encode_check(const char *prefix, const struct lwm2m_path *base,
                        const struct lwm2m_records *in, char *err,
                        size_t errlen);
 /* A new array of pointers to the records of in, sorted by path (stable). */
-const struct lwm2m_record **lwm2m_records_sorted(
-    const struct lwm2m_records *in);
+const struct lwm2m_record **
+lwm2m_records_sorted(const struct lwm2m_records *in);
 
 /*
  * Parses one CBOR data item filling all of buf, after a streaming pass
@@ -234,8 +239,8 @@ int lwm2m_text_encode(const struct lwm2m_path *base,
                       char *err, size_t errlen);
 int lwm2m_opaque_decode(const uint8_t *buf, size_t len,
                         const struct lwm2m_path *base,
-                        const struct lwm2m_model *m,
-                        struct lwm2m_records *out, char *err, size_t errlen);
+                        const struct lwm2m_model *m, struct lwm2m_records *out,
+                        char *err, size_t errlen);
 int lwm2m_opaque_encode(const struct lwm2m_path *base,
                         const struct lwm2m_records *in,
                         const struct lwm2m_model *m, struct lwm2m_buf *out,
@@ -255,8 +260,8 @@ int lwm2m_senml_json_decode(const uint8_t *buf, size_t len,
                             size_t errlen);
 int lwm2m_senml_json_encode(const struct lwm2m_path *base,
                             const struct lwm2m_records *in,
-                            const struct lwm2m_model *m,
-                            struct lwm2m_buf *out, char *err, size_t errlen);
+                            const struct lwm2m_model *m, struct lwm2m_buf *out,
+                            char *err, size_t errlen);
 int lwm2m_senml_cbor_decode(const uint8_t *buf, size_t len,
                             const struct lwm2m_path *base,
                             const struct lwm2m_model *m,
@@ -264,8 +269,8 @@ int lwm2m_senml_cbor_decode(const uint8_t *buf, size_t len,
                             size_t errlen);
 int lwm2m_senml_cbor_encode(const struct lwm2m_path *base,
                             const struct lwm2m_records *in,
-                            const struct lwm2m_model *m,
-                            struct lwm2m_buf *out, char *err, size_t errlen);
+                            const struct lwm2m_model *m, struct lwm2m_buf *out,
+                            char *err, size_t errlen);
 int lwm2m_senml_encode_paths(bool cbor, const struct lwm2m_path *paths,
                              size_t n, struct lwm2m_buf *out);
 int lwm2m_senml_decode_paths(bool cbor, const uint8_t *buf, size_t len,
@@ -281,8 +286,8 @@ int lwm2m_omajson_encode(const struct lwm2m_path *base,
                          char *err, size_t errlen);
 int lwm2m_lwcbor_decode(const uint8_t *buf, size_t len,
                         const struct lwm2m_path *base,
-                        const struct lwm2m_model *m,
-                        struct lwm2m_records *out, char *err, size_t errlen);
+                        const struct lwm2m_model *m, struct lwm2m_records *out,
+                        char *err, size_t errlen);
 int lwm2m_lwcbor_encode(const struct lwm2m_path *base,
                         const struct lwm2m_records *in,
                         const struct lwm2m_model *m, struct lwm2m_buf *out,

@@ -24,9 +24,8 @@ struct link_parser {
 
 static void skip_ws(struct link_parser *p)
 {
-  while (p->pos < p->len &&
-         (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-          p->s[p->pos] == '\r' || p->s[p->pos] == '\n'))
+  while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                             p->s[p->pos] == '\r' || p->s[p->pos] == '\n'))
     p->pos++;
 }
 
@@ -40,11 +39,11 @@ static int fail(struct link_parser *p, const char *what)
                  what, p->pos, c);
     else
       lwm2m_errf(p->err, p->errlen,
-                 PREFIX ": %s at offset %zu (found byte 0x%02x)", what,
-                 p->pos, c);
+                 PREFIX ": %s at offset %zu (found byte 0x%02x)", what, p->pos,
+                 c);
   } else {
-    lwm2m_errf(p->err, p->errlen, PREFIX ": %s at the end (offset %zu)",
-               what, p->pos);
+    lwm2m_errf(p->err, p->errlen, PREFIX ": %s at the end (offset %zu)", what,
+               p->pos);
   }
   return -EINVAL;
 }
@@ -59,8 +58,7 @@ static bool name_char(char c)
 /* RFC 6690 ptoken characters: printable ASCII but for these four. */
 static bool ptoken_char(char c)
 {
-  return c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != ';' &&
-         c != '\\';
+  return c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != ';' && c != '\\';
 }
 
 static int parse_attr(struct link_parser *p, struct lwm2m_link_attr *a)
@@ -253,42 +251,47 @@ static bool needs_quotes(const char *name, const char *v)
 char *lwm2m_links_format(const struct lwm2m_links *l)
 {
   struct lwm2m_buf b = {.data = NULL};
+  int rc = 0;
 
+  /* Each put fails only past LWM2M_PAYLOAD_MAX; rc keeps the first. */
   for (size_t i = 0; i < l->len; i++) {
     const struct lwm2m_link *k = &l->v[i];
 
     if (i > 0)
-      (void)lwm2m_buf_putc(&b, ',');
-    (void)lwm2m_buf_putc(&b, '<');
-    (void)lwm2m_buf_put(&b, k->uri, strlen(k->uri));
-    (void)lwm2m_buf_putc(&b, '>');
+      rc |= lwm2m_buf_putc(&b, ',');
+    rc |= lwm2m_buf_putc(&b, '<');
+    rc |= lwm2m_buf_put(&b, k->uri, strlen(k->uri));
+    rc |= lwm2m_buf_putc(&b, '>');
     for (size_t j = 0; j < k->nattrs; j++) {
       const char *v = k->attrs[j].value;
 
-      (void)lwm2m_buf_putc(&b, ';');
-      (void)lwm2m_buf_put(&b, k->attrs[j].name, strlen(k->attrs[j].name));
+      rc |= lwm2m_buf_putc(&b, ';');
+      rc |= lwm2m_buf_put(&b, k->attrs[j].name, strlen(k->attrs[j].name));
       if (!v)
         continue;
-      (void)lwm2m_buf_putc(&b, '=');
+      rc |= lwm2m_buf_putc(&b, '=');
       if (!needs_quotes(k->attrs[j].name, v)) {
-        (void)lwm2m_buf_put(&b, v, strlen(v));
+        rc |= lwm2m_buf_put(&b, v, strlen(v));
         continue;
       }
-      (void)lwm2m_buf_putc(&b, '"');
+      rc |= lwm2m_buf_putc(&b, '"');
       for (; *v; v++) {
         if (*v == '"' || *v == '\\')
-          (void)lwm2m_buf_putc(&b, '\\');
-        (void)lwm2m_buf_putc(&b, (uint8_t)*v);
+          rc |= lwm2m_buf_putc(&b, '\\');
+        rc |= lwm2m_buf_putc(&b, (uint8_t)*v);
       }
-      (void)lwm2m_buf_putc(&b, '"');
+      rc |= lwm2m_buf_putc(&b, '"');
     }
   }
-  (void)lwm2m_buf_putc(&b, '\0');
+  rc |= lwm2m_buf_putc(&b, '\0');
+  if (rc != 0) {
+    lwm2m_buf_free(&b);
+    return NULL;
+  }
   return (char *)b.data;
 }
 
-int lwm2m_exec_args_check(const char *s, size_t len, char *err,
-                          size_t errlen)
+int lwm2m_exec_args_check(const char *s, size_t len, char *err, size_t errlen)
 {
   size_t pos = 0;
 
@@ -306,8 +309,8 @@ int lwm2m_exec_args_check(const char *s, size_t len, char *err,
 
       pos++;
       if (pos >= len || s[pos] != '\'') {
-        lwm2m_errf(err, errlen,
-                   "exec args: expected ' after = at offset %zu", pos);
+        lwm2m_errf(err, errlen, "exec args: expected ' after = at offset %zu",
+                   pos);
         return -EINVAL;
       }
       open = pos++;

@@ -454,8 +454,8 @@ static int parse_buf(struct obj_list *l, const char *name, const char *buf,
   size_t n = 0, i = 0;
   int rc;
 
-  while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' ||
-                     buf[i] == '\n'))
+  while (i < len &&
+         (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
     i++;
   /* A UTF-8 byte order mark, then XML starts with '<'. */
   if (len - i >= 3 && memcmp(buf + i, "\xef\xbb\xbf", 3) == 0)
@@ -465,8 +465,7 @@ static int parse_buf(struct obj_list *l, const char *name, const char *buf,
   else if (i < len && (buf[i] == '{' || buf[i] == '['))
     rc = lwm2m_objjson_parse(name, buf, len, &objs, &n, err, errlen);
   else {
-    lwm2m_errf(err, errlen, "%s: neither OMA DDF XML nor a JSON object",
-               name);
+    lwm2m_errf(err, errlen, "%s: neither OMA DDF XML nor a JSON object", name);
     return -EINVAL;
   }
   if (rc < 0)
@@ -491,12 +490,13 @@ static int merge(struct lwm2m_model *m, struct obj_list *l)
 }
 
 int lwm2m_model_load_buf(struct lwm2m_model *m, const char *name,
-                         const char *buf, size_t len, char *err,
-                         size_t errlen)
+                         const char *buf, size_t len, char *err, size_t errlen)
 {
   struct obj_list l = {NULL, 0};
   int rc;
 
+  if (!name)
+    name = "(buffer)";
   if (len > MODEL_FILE_MAX) {
     lwm2m_errf(err, errlen, "%s: larger than %d bytes", name, MODEL_FILE_MAX);
     return -EINVAL;
@@ -589,7 +589,10 @@ int lwm2m_model_load_dir(struct lwm2m_model *m, const char *dir, char *err,
   }
   /* readdir() order is arbitrary; name order makes "later replaces
    * earlier" predictable. */
-  while ((de = readdir(d)) != NULL) {
+  for (;;) {
+    de = readdir(d);
+    if (!de)
+      break;
     if (de->d_name[0] == '.' ||
         !(has_suffix(de->d_name, ".xml") || has_suffix(de->d_name, ".json")))
       continue;
@@ -622,11 +625,11 @@ int lwm2m_model_load_dir(struct lwm2m_model *m, const char *dir, char *err,
 
 /* The JSON form (docs/object-model.md). */
 static const char *const obj_keys[] = {
-    "id",          "name", "version", "multiple", "mandatory", "resources",
-    "description", "urn",  "lwm2m_version"};
-static const char *const res_keys[] = {
-    "id",        "name",        "type",  "operations", "multiple",
-    "mandatory", "description", "units", "range"};
+    "id",        "name",        "version", "multiple",     "mandatory",
+    "resources", "description", "urn",     "lwm2m_version"};
+static const char *const res_keys[] = {"id",          "name",     "type",
+                                       "operations",  "multiple", "mandatory",
+                                       "description", "units",    "range"};
 
 static bool key_known(const char *key, const char *const *keys, size_t n)
 {
@@ -698,8 +701,8 @@ static int json_res(const json_t *o, const char *where,
     lwm2m_errf(err, errlen, "%s: \"name\" must be a non-empty string", at);
     return -EINVAL;
   }
-  if (!json_is_string(ops) || lwm2m_ops_parse(json_string_value(ops),
-                                               &r->ops) < 0) {
+  if (!json_is_string(ops) ||
+      lwm2m_ops_parse(json_string_value(ops), &r->ops) < 0) {
     lwm2m_errf(err, errlen,
                "%s: \"operations\" must be \"\", \"R\", \"W\", \"RW\" or "
                "\"E\"",
@@ -715,7 +718,8 @@ static int json_res(const json_t *o, const char *where,
   if (r->ops & LWM2M_OP_E) {
     r->type = LWM2M_T_NONE;
   } else if (r->type == LWM2M_T_NONE) {
-    lwm2m_errf(err, errlen, "%s: a resource that is not executable needs "
+    lwm2m_errf(err, errlen,
+               "%s: a resource that is not executable needs "
                "a \"type\"",
                at);
     return -EINVAL;
@@ -728,8 +732,8 @@ static int json_res(const json_t *o, const char *where,
   return rc;
 }
 
-static int json_obj(const json_t *o, const char *file,
-                    struct lwm2m_obj_def *d, char *err, size_t errlen)
+static int json_obj(const json_t *o, const char *file, struct lwm2m_obj_def *d,
+                    char *err, size_t errlen)
 {
   const json_t *name = json_object_get(o, "name");
   const json_t *ver = json_object_get(o, "version");
@@ -776,8 +780,8 @@ static int json_obj(const json_t *o, const char *file,
   d->version = ver ? xstrdup(json_string_value(ver)) : NULL;
   d->res = xcalloc(json_array_size(res) + 1, sizeof(*d->res));
   for (size_t i = 0; i < json_array_size(res); i++) {
-    rc = json_res(json_array_get(res, i), where, &d->res[d->nres], err,
-                  errlen);
+    rc =
+        json_res(json_array_get(res, i), where, &d->res[d->nres], err, errlen);
     /* Counted even on failure, so the caller frees a half-filled one. */
     d->nres++;
     if (rc < 0)

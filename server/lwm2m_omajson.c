@@ -3,6 +3,7 @@
  * name, a base time and an "e" array of entries keyed n, v, sv, bv, ov, t.
  * Opaque values travel in sv as standard base64 (as Anjay writes them).
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -15,8 +16,8 @@
 static int entry_bad(struct lwm2m_senml_ctx *c, const char *key,
                      const char *what)
 {
-  lwm2m_errf(c->err, c->errlen, PREFIX ": entry %zu: \"%s\" %s", c->index,
-             key, what);
+  lwm2m_errf(c->err, c->errlen, PREFIX ": entry %zu: \"%s\" %s", c->index, key,
+             what);
   return -EINVAL;
 }
 
@@ -188,6 +189,12 @@ static int entry_value(json_t *o, const struct lwm2m_record *r, char *err,
     break;
   default:
     key = "v";
+    /* As in SenML JSON: no inexact real for a big Unsigned. */
+    if (v->type == LWM2M_T_UNSIGNED && v->u.u > INT64_MAX) {
+      j = NULL;
+      why = "Unsigned above 2^63-1 cannot be written in JSON";
+      break;
+    }
     j = lwm2m_json_number(v);
     if (!j)
       why = "NaN or infinity cannot be encoded";
@@ -217,8 +224,7 @@ int lwm2m_omajson_encode(const struct lwm2m_path *base,
   top = json_object();
   e = json_array();
   if (!top || !e ||
-      (nm.has_bn &&
-       json_object_set_new(top, "bn", json_string(nm.bn)) < 0)) {
+      (nm.has_bn && json_object_set_new(top, "bn", json_string(nm.bn)) < 0)) {
     json_decref(e);
     rc = -ENOMEM;
     goto out;

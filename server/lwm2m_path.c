@@ -158,8 +158,7 @@ void lwm2m_value_copy(struct lwm2m_value *dst, const struct lwm2m_value *src)
 {
   *dst = *src;
   if (has_bytes(src->type))
-    lwm2m_value_set_bytes(dst, src->type, src->u.bytes.data,
-                          src->u.bytes.len);
+    lwm2m_value_set_bytes(dst, src->type, src->u.bytes.data, src->u.bytes.len);
 }
 
 void lwm2m_value_clear(struct lwm2m_value *v)
@@ -232,9 +231,8 @@ static void sort_ptrs(const struct lwm2m_record **a, size_t n)
       size_t i = lo, j = mid, k = lo;
 
       while (i < mid && j < hi)
-        dst[k++] = lwm2m_path_cmp(&src[j]->path, &src[i]->path) < 0
-                       ? src[j++]
-                       : src[i++];
+        dst[k++] = lwm2m_path_cmp(&src[j]->path, &src[i]->path) < 0 ? src[j++]
+                                                                    : src[i++];
       while (i < mid)
         dst[k++] = src[i++];
       while (j < hi)
@@ -249,8 +247,8 @@ static void sort_ptrs(const struct lwm2m_record **a, size_t n)
   free(tmp);
 }
 
-const struct lwm2m_record **lwm2m_records_sorted(
-    const struct lwm2m_records *in)
+const struct lwm2m_record **
+lwm2m_records_sorted(const struct lwm2m_records *in)
 {
   const struct lwm2m_record **a = xmalloc((in->len + 1) * sizeof(*a));
 
@@ -300,8 +298,7 @@ int lwm2m_encode_check(const char *prefix, const struct lwm2m_path *base,
     }
     if (!lwm2m_path_under(&r->path, base)) {
       lwm2m_path_format(base, bs, sizeof(bs));
-      lwm2m_errf(err, errlen, "%s: record %s is not under %s", prefix, ps,
-                 bs);
+      lwm2m_errf(err, errlen, "%s: record %s is not under %s", prefix, ps, bs);
       return -EINVAL;
     }
     if (r->v.type == LWM2M_T_NONE) {

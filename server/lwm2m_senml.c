@@ -4,6 +4,7 @@
  * carried across records, names resolved to paths, values typed from the
  * model.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -194,8 +195,8 @@ int lwm2m_senml_apply(struct lwm2m_senml_ctx *c, struct lwm2m_senml_rec *r)
   if (r->has_bt)
     c->bt = r->bt;
   if (c->bnlen > NAME_MAX_LEN || r->nlen > NAME_MAX_LEN) {
-    lwm2m_errf(c->err, c->errlen, "%s: record %zu: name too long",
-               c->prefix, c->index);
+    lwm2m_errf(c->err, c->errlen, "%s: record %zu: name too long", c->prefix,
+               c->index);
     return -EINVAL;
   }
   /* A name that is not absolute is taken relative to the request path,
@@ -361,8 +362,8 @@ static int senml_json_fail(const char *what, const struct lwm2m_record *r,
 }
 
 /* Adds the value under its SenML key; NULL-safe for json_object_set_new. */
-static int senml_json_value(json_t *o, const struct lwm2m_record *r,
-                            char *err, size_t errlen)
+static int senml_json_value(json_t *o, const struct lwm2m_record *r, char *err,
+                            size_t errlen)
 {
   const struct lwm2m_value *v = &r->v;
   char lnk[16], *b64;
@@ -395,6 +396,12 @@ static int senml_json_value(json_t *o, const struct lwm2m_record *r,
     break;
   default:
     key = "v";
+    /* jansson integers are signed: a bigger Unsigned would turn into an
+     * inexact real, and a Write must not change the value on the way. */
+    if (v->type == LWM2M_T_UNSIGNED && v->u.u > INT64_MAX)
+      return senml_json_fail("Unsigned above 2^63-1 cannot be written in "
+                             "JSON",
+                             r, err, errlen);
     j = lwm2m_json_number(v);
     if (!j)
       return senml_json_fail("NaN or infinity cannot be encoded", r, err,
@@ -426,8 +433,8 @@ static int json_out(json_t *j, struct lwm2m_buf *out, const char *prefix,
 
 int lwm2m_senml_json_encode(const struct lwm2m_path *base,
                             const struct lwm2m_records *in,
-                            const struct lwm2m_model *m,
-                            struct lwm2m_buf *out, char *err, size_t errlen)
+                            const struct lwm2m_model *m, struct lwm2m_buf *out,
+                            char *err, size_t errlen)
 {
   struct lwm2m_names nm;
   json_t *arr = NULL;
@@ -451,7 +458,8 @@ int lwm2m_senml_json_encode(const struct lwm2m_path *base,
       rc = senml_json_fail("out of memory", r, err, errlen);
       goto out;
     }
-    if (i == 0 && nm.has_bn && json_object_set_new(o, "bn", json_string(nm.bn)))
+    if (i == 0 && nm.has_bn &&
+        json_object_set_new(o, "bn", json_string(nm.bn)))
       rc = -ENOMEM;
     if (lwm2m_names_n(&nm, &r->path, n, sizeof(n)) &&
         json_object_set_new(o, "n", json_string(n)) < 0)
@@ -516,8 +524,8 @@ static int senml_json_rec(struct lwm2m_senml_ctx *c, json_t *o,
   json_t *j;
 
   if (!json_is_object(o)) {
-    lwm2m_errf(c->err, c->errlen, "%s: record %zu is not an object",
-               c->prefix, c->index);
+    lwm2m_errf(c->err, c->errlen, "%s: record %zu is not an object", c->prefix,
+               c->index);
     return -EINVAL;
   }
   json_object_foreach(o, key, j)
@@ -600,8 +608,8 @@ static json_t *load_json(const char *prefix, const uint8_t *buf, size_t len,
 
   /* NUL is allowed in strings: a String value may hold one and must
    * survive a round trip. */
-  j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES |
-                 JSON_ALLOW_NUL, &je);
+  j = json_loadb((const char *)buf, len,
+                 JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!j)
     lwm2m_errf(err, errlen, "%s: %s at offset %d", prefix, je.text,
                je.position);
@@ -617,8 +625,7 @@ static int senml_json_walk(struct lwm2m_senml_ctx *c, const uint8_t *buf,
   if (!arr)
     return -EINVAL;
   if (!json_is_array(arr)) {
-    lwm2m_errf(c->err, c->errlen, "%s: top level is not an array",
-               c->prefix);
+    lwm2m_errf(c->err, c->errlen, "%s: top level is not an array", c->prefix);
     rc = -EINVAL;
   }
   for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
@@ -747,7 +754,8 @@ static int senml_cbor_rec(struct lwm2m_senml_ctx *c, const cbor_item_t *map,
       continue;
     }
     if (lwm2m_cbor_num(k, &num) < 0 || num.kind != LWM2M_NUM_INT) {
-      lwm2m_errf(c->err, c->errlen, "%s: record %zu: label is not an integer "
+      lwm2m_errf(c->err, c->errlen,
+                 "%s: record %zu: label is not an integer "
                  "or text",
                  c->prefix, c->index);
       return -EINVAL;
@@ -773,8 +781,8 @@ static int senml_cbor_rec(struct lwm2m_senml_ctx *c, const cbor_item_t *map,
     case SENML_V:
       rc = lwm2m_cbor_num(v, &r->num);
       if (rc < 0)
-        return cbor_bad(c, key, rc == -ERANGE ? "is out of range"
-                                              : "must be a number");
+        return cbor_bad(
+            c, key, rc == -ERANGE ? "is out of range" : "must be a number");
       r->kind = LWM2M_SV_NUM;
       r->nvalues++;
       break;
@@ -819,8 +827,7 @@ static int senml_cbor_walk(struct lwm2m_senml_ctx *c, const uint8_t *buf,
   if (!arr)
     return -EINVAL;
   if (!cbor_isa_array(arr)) {
-    lwm2m_errf(c->err, c->errlen, "%s: top level is not an array",
-               c->prefix);
+    lwm2m_errf(c->err, c->errlen, "%s: top level is not an array", c->prefix);
     rc = -EINVAL;
   } else {
     cbor_item_t **items = cbor_array_handle(arr);
@@ -894,8 +901,8 @@ static int senml_cbor_value(struct lwm2m_buf *b, const struct lwm2m_value *v)
 
 int lwm2m_senml_cbor_encode(const struct lwm2m_path *base,
                             const struct lwm2m_records *in,
-                            const struct lwm2m_model *m,
-                            struct lwm2m_buf *out, char *err, size_t errlen)
+                            const struct lwm2m_model *m, struct lwm2m_buf *out,
+                            char *err, size_t errlen)
 {
   struct lwm2m_names nm;
   int rc;
@@ -926,8 +933,7 @@ int lwm2m_senml_cbor_encode(const struct lwm2m_path *base,
       rc = senml_cbor_value(out, &r->v);
     if (rc == -EILSEQ) {
       lwm2m_path_format(&r->path, n, sizeof(n));
-      lwm2m_errf(err, errlen, "SenML CBOR: %s: string is not valid UTF-8",
-                 n);
+      lwm2m_errf(err, errlen, "SenML CBOR: %s: string is not valid UTF-8", n);
       return -EINVAL;
     }
     if (rc == 0 && r->time != 0) {
@@ -993,8 +999,8 @@ int lwm2m_senml_decode_paths(bool cbor, const uint8_t *buf, size_t len,
                               .npaths = &ntmp,
                               .err = err,
                               .errlen = errlen};
-  int rc = cbor ? senml_cbor_walk(&c, buf, len)
-                : senml_json_walk(&c, buf, len);
+  int rc =
+      cbor ? senml_cbor_walk(&c, buf, len) : senml_json_walk(&c, buf, len);
 
   lwm2m_senml_ctx_clear(&c);
   if (rc < 0) {

@@ -3,6 +3,7 @@
  * (60). Each carries one resource or resource instance value, the one the
  * request path names, so the type comes from the model.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -163,8 +164,8 @@ int lwm2m_text_encode(const struct lwm2m_path *base,
 
 int lwm2m_opaque_decode(const uint8_t *buf, size_t len,
                         const struct lwm2m_path *base,
-                        const struct lwm2m_model *m,
-                        struct lwm2m_records *out, char *err, size_t errlen)
+                        const struct lwm2m_model *m, struct lwm2m_records *out,
+                        char *err, size_t errlen)
 {
   struct lwm2m_value v;
   enum lwm2m_type t;

@@ -3,6 +3,7 @@
  * resource, multiple resource, resource instance); values carry no type,
  * so the model supplies it and a resource it does not know stays Opaque.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>
@@ -45,8 +46,7 @@ struct tlv_dec {
 };
 
 /* Reads the TLV header at pos, within a parent that ends at end. */
-static int tlv_header(struct tlv_dec *d, size_t pos, size_t end,
-                      struct tlv *t)
+static int tlv_header(struct tlv_dec *d, size_t pos, size_t end, struct tlv *t)
 {
   const uint8_t *b = d->buf;
   size_t idw, lenw, need, len = 0;

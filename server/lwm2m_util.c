@@ -2,6 +2,7 @@
  * Small helpers every codec uses: error text, the bounded output buffer,
  * base64, strict number parsing and the model-typed number conversion.
  */
+#include "server/lwm2m.h"
 #include "server/lwm2m_int.h"
 
 #include <errno.h>

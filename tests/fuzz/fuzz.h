@@ -45,8 +45,8 @@ static inline void fuzz_roundtrip(uint16_t ct, const struct lwm2m_path *base,
   char err[256];
   int rc;
 
-  rc = lwm2m_encode(ct, base, r, fuzz_model(), &out, &outlen, err,
-                    sizeof(err));
+  rc =
+      lwm2m_encode(ct, base, r, fuzz_model(), &out, &outlen, err, sizeof(err));
   if (rc < 0)
     return;
   lwm2m_records_init(&back);

@@ -22,11 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t k = 0; k < l.v[i].nattrs; k++)
       (void)lwm2m_link_attr(&l.v[i], l.v[i].attrs[k].name, NULL);
   s = lwm2m_links_format(&l);
-  FUZZ_ASSERT(lwm2m_links_parse(s, strlen(s), &again, err, sizeof(err)) ==
-              0);
+  FUZZ_ASSERT(s != NULL);
+  FUZZ_ASSERT(lwm2m_links_parse(s, strlen(s), &again, err, sizeof(err)) == 0);
   FUZZ_ASSERT(again.len == l.len);
   s2 = lwm2m_links_format(&again);
-  FUZZ_ASSERT(strcmp(s, s2) == 0);
+  FUZZ_ASSERT(s2 != NULL && strcmp(s, s2) == 0);
   free(s2);
   free(s);
   lwm2m_links_free(&again);

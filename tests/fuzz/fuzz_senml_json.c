@@ -21,8 +21,8 @@ static void one(const uint8_t *data, size_t size, const char *path)
     fuzz_roundtrip(LWM2M_CT_OMA_JSON, &base, &r);
   }
   lwm2m_records_free(&r);
-  if (lwm2m_decode(LWM2M_CT_OMA_JSON, data, size, &base, fuzz_model(), &r,
-                   err, sizeof(err)) == 0) {
+  if (lwm2m_decode(LWM2M_CT_OMA_JSON, data, size, &base, fuzz_model(), &r, err,
+                   sizeof(err)) == 0) {
     fuzz_roundtrip(LWM2M_CT_OMA_JSON, &base, &r);
     if (base.len > 0)
       fuzz_roundtrip(LWM2M_CT_TLV, &base, &r);
@@ -45,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *out = NULL;
     size_t outlen = 0;
 
-    FUZZ_ASSERT(lwm2m_encode_paths(LWM2M_CT_SENML_JSON, paths, n, &out,
-                                   &outlen) == 0);
+    FUZZ_ASSERT(
+        lwm2m_encode_paths(LWM2M_CT_SENML_JSON, paths, n, &out, &outlen) == 0);
     free(out);
     free(paths);
   }

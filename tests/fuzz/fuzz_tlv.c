@@ -7,9 +7,8 @@
 #include "tests/fuzz/fuzz.h"
 
 static const char *const bases[] = {
-    "/3",       "/3/0",        "/3/0/11", "/3/0/11/0", "/33629/0",
-    "/33629/0/16", "/1/0",     "/5",      "/40000/0",  "/0/1",
-    "/33629/0/3",  "/3/0/13",
+    "/3",   "/3/0", "/3/0/11",  "/3/0/11/0", "/33629/0",   "/33629/0/16",
+    "/1/0", "/5",   "/40000/0", "/0/1",      "/33629/0/3", "/3/0/13",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,12 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   lwm2m_records_free(&r);
   if (base.len >= 3) {
-    if (lwm2m_decode(LWM2M_CT_TEXT, data, size, &base, fuzz_model(), &r,
-                     err, sizeof(err)) == 0)
+    if (lwm2m_decode(LWM2M_CT_TEXT, data, size, &base, fuzz_model(), &r, err,
+                     sizeof(err)) == 0)
       fuzz_roundtrip(LWM2M_CT_TEXT, &base, &r);
     lwm2m_records_free(&r);
-    if (lwm2m_decode(LWM2M_CT_OPAQUE, data, size, &base, fuzz_model(), &r,
-                     err, sizeof(err)) == 0)
+    if (lwm2m_decode(LWM2M_CT_OPAQUE, data, size, &base, fuzz_model(), &r, err,
+                     sizeof(err)) == 0)
       fuzz_roundtrip(LWM2M_CT_OPAQUE, &base, &r);
     lwm2m_records_free(&r);
   }

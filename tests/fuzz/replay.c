@@ -78,9 +78,12 @@ int main(int argc, char **argv)
     printf("Bail out! cannot open corpus %s\n", dir);
     return 1;
   }
-  while ((de = readdir(d)) != NULL) {
+  for (;;) {
     char **grown;
 
+    de = readdir(d);
+    if (!de)
+      break;
     if (de->d_name[0] == '.')
       continue;
     grown = realloc(names, (n + 1) * sizeof(*names));

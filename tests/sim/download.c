@@ -169,7 +169,9 @@ static void build_options(struct sim_dl *dl, const coap_uri_t *uri)
 
   len = sizeof(buf);
   p = buf;
-  n = coap_split_path(uri->path.s, uri->path.length, buf, &len);
+  n = uri->path.length ? coap_split_path(uri->path.s, uri->path.length, buf,
+                                         &len)
+                       : 0;
   while (n-- > 0) {
     coap_insert_optlist(&dl->opts,
                         coap_new_optlist(COAP_OPTION_URI_PATH,
@@ -179,7 +181,9 @@ static void build_options(struct sim_dl *dl, const coap_uri_t *uri)
   }
   len = sizeof(buf);
   p = buf;
-  n = coap_split_query(uri->query.s, uri->query.length, buf, &len);
+  n = uri->query.length ? coap_split_query(uri->query.s, uri->query.length,
+                                           buf, &len)
+                        : 0;
   while (n-- > 0) {
     coap_insert_optlist(&dl->opts,
                         coap_new_optlist(COAP_OPTION_URI_QUERY,

@@ -14,8 +14,13 @@
 
 #define LOG_TAG "fleet"
 
-/* Time to wait for De-register answers at shutdown. */
+/*
+ * Time to wait for De-register answers at shutdown: a few seconds, and
+ * more for a large fleet (a server answers some thousands a second).
+ */
 #define SHUTDOWN_GRACE_MS 3000
+#define SHUTDOWN_GRACE_PER_DEV_MS 2
+#define SHUTDOWN_GRACE_MAX_MS 60000
 
 int64_t sim_wall_s(const struct sim *sim)
 {
@@ -392,13 +397,24 @@ void sim_stop(struct sim *sim, const char *reason)
   for (size_t i = 0; i < sim->ndev; i++)
     if (dev_shutdown(&sim->devs[i]))
       sim->pending_deregister++;
-  loop_timer_arm(sim->loop, &sim->stop_timer,
-                 sim->pending_deregister ? SHUTDOWN_GRACE_MS : 0);
+  if (sim->pending_deregister) {
+    int64_t grace = SHUTDOWN_GRACE_MS + (int64_t)sim->pending_deregister *
+                                            SHUTDOWN_GRACE_PER_DEV_MS;
+
+    loop_timer_arm(sim->loop, &sim->stop_timer,
+                   grace < SHUTDOWN_GRACE_MAX_MS ? grace
+                                                 : SHUTDOWN_GRACE_MAX_MS);
+  } else {
+    loop_timer_arm(sim->loop, &sim->stop_timer, 0);
+  }
 }
 
 static void on_end_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
-  sim_stop(arg, "--duration elapsed");
+  struct sim *sim = arg;
+
+  sim->timed_out = !sim->stopping;
+  sim_stop(sim, "--duration elapsed");
 }
 
 /* Names every device, then sets the fault bits the specs pick. */
@@ -464,12 +480,13 @@ static int assign_faults(struct sim *sim, uint32_t *faults, char *err,
 /*
  * Each device holds a socket, and a download another; raise the limit on
  * open files as far as the hard limit allows and size the download budget
- * from what is left.
+ * from what is left. A shard costs two descriptors (libcoap's epoll and
+ * timer fds); the margin covers stdio, the loop, curl and the report.
  */
 static size_t raise_nofile(const struct sim_config *cfg, size_t nshards)
 {
   struct rlimit rl;
-  size_t need = cfg->count + nshards + 64, have;
+  size_t need = cfg->count + 2 * nshards + 128, have;
 
   if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
     return 64;
@@ -577,13 +594,19 @@ int sim_run(struct sim *sim, volatile sig_atomic_t *stop_flag)
     rc = loop_run_once(sim->loop, -1);
     if (rc < 0)
       break;
+    /* A signal cuts the wait short without a fresh clock reading. */
+    loop_update_time(sim->loop);
     if (*stop_flag && !sim->stopping)
       sim_stop(sim, "signal");
     /* Every De-register answered: no need to wait out the grace time. */
     if (sim->stopping && sim->pending_deregister == 0)
       sim->finished = true;
   }
-  return rc < 0 ? 1 : 0;
+  if (rc < 0)
+    return 1;
+  if (cfg->until.kind != UNTIL_NONE && !sim->until_met && sim->timed_out)
+    return 3;
+  return 0;
 }
 
 void sim_free(struct sim *sim)

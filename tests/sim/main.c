@@ -235,8 +235,33 @@ static const char help_examples[] =
     "'0011223344%06x'\n"
     "\n"
     "Exit status: 0 when stopped by --duration, a signal or --until;\n"
-    "1 on a runtime error; 2 on a bad command line or profile.\n"
+    "1 on a runtime error; 2 on a bad command line or profile; 3 when\n"
+    "--duration ran out before the --until condition held.\n"
     "See docs/fotad-sim.md for the profile format and every behaviour.\n";
+
+/* Prints text from column col, wrapped before column 79. */
+static void wrap(FILE *out, const char *text, int col)
+{
+  int pos = col;
+
+  while (*text) {
+    size_t n = strcspn(text, " ");
+
+    if (pos > col && pos + 1 + (int)n > 79) {
+      fprintf(out, "\n%*s", col, "");
+      pos = col;
+    } else if (pos > col) {
+      fputc(' ', out);
+      pos++;
+    }
+    fprintf(out, "%.*s", (int)n, text);
+    pos += (int)n;
+    text += n;
+    while (*text == ' ')
+      text++;
+  }
+  fputc('\n', out);
+}
 
 static void usage(FILE *out)
 {
@@ -253,12 +278,17 @@ static void usage(FILE *out)
     else
       snprintf(left, sizeof(left), "    --%s%s%s", o->conf.name,
                o->metavar ? " " : "", o->metavar ? o->metavar : "");
-    fprintf(out, "  %-34s %s\n", left, o->help);
+    if (strlen(left) > 30)
+      fprintf(out, "  %s\n%33s", left, "");
+    else
+      fprintf(out, "  %-30s ", left);
+    wrap(out, o->help, 33);
   }
   fputs(help_tail, out);
-  for (int f = 0; f < FAULT_COUNT; f++)
-    fprintf(out, "  %-19s %s\n", sim_fault_name((enum sim_fault)f),
-            sim_fault_help((enum sim_fault)f));
+  for (int f = 0; f < FAULT_COUNT; f++) {
+    fprintf(out, "  %-19s ", sim_fault_name((enum sim_fault)f));
+    wrap(out, sim_fault_help((enum sim_fault)f), 22);
+  }
   fputs(help_examples, out);
 }
 
@@ -721,7 +751,7 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
   if (resolve_server(cfg, err, errlen) < 0)
     return -EINVAL;
   cfg->count = (size_t)o->count;
-  if (sim_pattern_check(o->endpoint_pattern, err, errlen) < 0 ||
+  if (sim_pattern_check(o->endpoint_pattern, false, err, errlen) < 0 ||
       sim_pattern_format(o->endpoint_pattern, (long)o->count - 1, probe,
                          SIM_EP_MAX) < 0) {
     if (!err[0])
@@ -765,12 +795,12 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
   cfg->delivery = o->delivery;
 
   if (o->psk_identity_pattern[0]) {
-    if (sim_pattern_check(o->psk_identity_pattern, err, errlen) < 0)
+    if (sim_pattern_check(o->psk_identity_pattern, true, err, errlen) < 0)
       return -EINVAL;
     cfg->psk_identity_pattern = xstrdup(o->psk_identity_pattern);
   }
   if (o->psk_key_pattern[0]) {
-    if (sim_pattern_check(o->psk_key_pattern, err, errlen) < 0)
+    if (sim_pattern_check(o->psk_key_pattern, true, err, errlen) < 0)
       return -EINVAL;
     if (sim_pattern_format(o->psk_key_pattern, (long)o->count - 1, probe,
                            sizeof(probe)) < 0 ||

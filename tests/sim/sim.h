@@ -357,9 +357,11 @@ int sim_version_cmp(const char *a, const char *b);
 
 /*
  * Patterns with one integer conversion (%d, %5d, %05d, %x, %08X, %u) and
- * %% escapes, e.g. "sim-%05d". Returns 0 or -EINVAL with err.
+ * %% escapes, e.g. "sim-%05d"; with optional, the conversion may be left
+ * out (the same text for every device). Returns 0 or -EINVAL with err.
  */
-int sim_pattern_check(const char *pattern, char *err, size_t errlen);
+int sim_pattern_check(const char *pattern, bool optional, char *err,
+                      size_t errlen);
 /* Formats a checked pattern with n into buf. Returns 0 or -ENOSPC. */
 int sim_pattern_format(const char *pattern, long n, char *buf, size_t len);
 /* Decodes hex into out; returns the byte count or -EINVAL. */

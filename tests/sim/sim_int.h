@@ -343,6 +343,7 @@ struct sim {
   struct loop_timer stop_timer;
   bool stopping;
   bool finished;
+  bool timed_out; /* --duration ran out */
   size_t pending_deregister;
   const char *stop_reason;
   int64_t start_ms;
@@ -358,7 +359,8 @@ struct sim {
 struct sim *sim_new(struct sim_config *cfg, struct loop *loop, char *err,
                     size_t errlen);
 /* Starts every device; runs until a stop condition; returns the exit
- * status (0 normally). */
+ * status: 0, 1 on a loop failure, 3 when --duration ran out before the
+ * --until condition held. */
 int sim_run(struct sim *sim, volatile sig_atomic_t *stop_flag);
 void sim_free(struct sim *sim);
 /* A new client session on shard to remote (DTLS with the PSK when psk_id

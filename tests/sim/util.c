@@ -94,7 +94,8 @@ static int conversion(const char *p, bool *zero, int *width, char *conv)
   return (int)(q - p + 1);
 }
 
-int sim_pattern_check(const char *pattern, char *err, size_t errlen)
+int sim_pattern_check(const char *pattern, bool optional, char *err,
+                      size_t errlen)
 {
   int found = 0;
 
@@ -120,7 +121,7 @@ int sim_pattern_check(const char *pattern, char *err, size_t errlen)
     found++;
     p += n - 1;
   }
-  if (found != 1) {
+  if (found > 1 || (found == 0 && !optional)) {
     snprintf(err, errlen, "'%s': needs exactly one %%d-like conversion",
              pattern);
     return -EINVAL;

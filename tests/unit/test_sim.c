@@ -614,12 +614,14 @@ static void test_util(void)
   ok(sim_version_cmp("2.0.1", "2.0.10") < 0, "2.0.1 < 2.0.10");
   ok(sim_version_cmp("1.0-rc", "1.0") != 0, "1.0-rc != 1.0");
 
-  is_int(sim_pattern_check("sim-%05d", err, sizeof(err)), 0, "pattern ok");
-  is_int(sim_pattern_check("sim-%s", err, sizeof(err)), -EINVAL,
+  is_int(sim_pattern_check("sim-%05d", false, err, sizeof(err)), 0, "pattern ok");
+  is_int(sim_pattern_check("sim-%s", false, err, sizeof(err)), -EINVAL,
          "%%s refused");
-  is_int(sim_pattern_check("sim", err, sizeof(err)), -EINVAL,
+  is_int(sim_pattern_check("sim", false, err, sizeof(err)), -EINVAL,
          "no conversion refused");
-  is_int(sim_pattern_check("%d-%d", err, sizeof(err)), -EINVAL,
+  is_int(sim_pattern_check("00112233", true, err, sizeof(err)), 0,
+         "no conversion allowed when optional");
+  is_int(sim_pattern_check("%d-%d", true, err, sizeof(err)), -EINVAL,
          "two conversions refused");
   sim_pattern_format("sim-%05d", 42, buf, sizeof(buf));
   is_str(buf, "sim-00042", "pattern formats");
