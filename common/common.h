@@ -188,6 +188,25 @@ void loop_update_time(struct loop *loop);
 void loop_set_clock(struct loop *loop, loop_clock_cb *cb, void *arg);
 
 /*
+ * Latency histograms for metrics: fixed buckets with the upper bounds
+ * (inclusive, in microseconds) of latency_bounds_us; durations above the
+ * last bound count only in count and sum. Measured with mono_us(), the
+ * real monotonic clock, whatever clock the loop runs on.
+ */
+#define LATENCY_BUCKETS 14
+extern const int64_t latency_bounds_us[LATENCY_BUCKETS];
+struct latency_hist {
+  uint64_t count;
+  int64_t sum_us;
+  uint64_t buckets[LATENCY_BUCKETS]; /* per bucket, not cumulative */
+};
+void latency_hist_add(struct latency_hist *h, int64_t us);
+/* The real monotonic clock in microseconds, for measuring durations. */
+int64_t mono_us(void);
+/* How long each loop iteration spent working (not waiting); borrowed. */
+const struct latency_hist *loop_latency(const struct loop *loop);
+
+/*
  * An intrusive hash table: users embed struct hmap_node in their own
  * structs, compute the hash with hash_bytes(), and compare keys themselves
  * while walking a bucket. Grows by doubling; never shrinks.

@@ -45,7 +45,41 @@ struct loop {
 
   bool has_sigmask;
   sigset_t sigmask;
+
+  struct latency_hist busy; /* work per iteration, waits excluded */
 };
+
+const int64_t latency_bounds_us[LATENCY_BUCKETS] = {
+    10,   50,    100,   250,   500,    1000,   2500,
+    5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+void latency_hist_add(struct latency_hist *h, int64_t us)
+{
+  if (us < 0)
+    us = 0;
+  h->count++;
+  h->sum_us += us;
+  for (size_t i = 0; i < LATENCY_BUCKETS; i++) {
+    if (us <= latency_bounds_us[i]) {
+      h->buckets[i]++;
+      break;
+    }
+  }
+}
+
+int64_t mono_us(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const struct latency_hist *loop_latency(const struct loop *loop)
+{
+  return &loop->busy;
+}
 
 static void real_clock(void *arg, int64_t *mono, int64_t *wall)
 {
@@ -319,6 +353,7 @@ static int wait_timeout(const struct loop *loop, int max_wait_ms)
 int loop_run_once(struct loop *loop, int max_wait_ms)
 {
   struct epoll_event evs[MAX_EVENTS];
+  int64_t t0 = mono_us(), busy;
   int n;
 
   loop_update_time(loop);
@@ -328,6 +363,7 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
   if (loop->stop)
     return 0;
 
+  busy = mono_us() - t0;
   n = epoll_pwait(loop->epfd, evs, MAX_EVENTS, wait_timeout(loop, max_wait_ms),
                   loop->has_sigmask ? &loop->sigmask : NULL);
   if (n < 0) {
@@ -336,6 +372,7 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
     log_err("epoll_pwait: %s", strerror(errno));
     return -errno;
   }
+  t0 = mono_us();
   loop_update_time(loop);
   for (int i = 0; i < n; i++) {
     int fd = evs[i].data.fd;
@@ -345,6 +382,9 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
       continue;
     loop->fds[fd].cb(loop, fd, evs[i].events, loop->fds[fd].arg);
   }
+  /* Timers and hooks before the wait, plus the callbacks after it: the
+   * time this iteration kept every other event waiting. */
+  latency_hist_add(&loop->busy, busy + mono_us() - t0);
   return 0;
 }
 

@@ -595,18 +595,36 @@ int db_count_rollouts(struct db *db, int64_t *out)
   return query_int64(db, "SELECT count(*) FROM rollouts", out);
 }
 
+/* Records how long the db_begin() transaction that just ended took. */
+static void txn_ended(struct db *db)
+{
+  if (db->txn_started_us == 0)
+    return;
+  latency_hist_add(&db->txn_latency, mono_us() - db->txn_started_us);
+  db->txn_started_us = 0;
+}
+
 int db_begin(struct db *db)
 {
-  return exec_cached(db, "BEGIN IMMEDIATE");
+  int rc = exec_cached(db, "BEGIN IMMEDIATE");
+
+  if (rc == 0)
+    db->txn_started_us = mono_us();
+  return rc;
 }
 
 int db_commit(struct db *db)
 {
-  return exec_cached(db, "COMMIT");
+  int rc = exec_cached(db, "COMMIT");
+
+  if (rc == 0)
+    txn_ended(db);
+  return rc;
 }
 
 int db_rollback(struct db *db)
 {
+  txn_ended(db);
   if (sqlite3_get_autocommit(db->h))
     return 0;
   return exec_cached(db, "ROLLBACK");

@@ -229,4 +229,132 @@ int db_credential_by_key(struct db *db, const uint8_t *key, size_t len,
 int db_credentials_list(struct db *db, const char *after_ep, int limit,
                         db_credential_cb *cb, void *arg);
 
+/*
+ * The event store: timeline_events read as a stream (events.c). Ids only
+ * grow (AUTOINCREMENT), so readers page with "id > last seen".
+ */
+struct db_event {
+  int64_t id;
+  int64_t at; /* Unix ms */
+  const char *type;
+  const char *endpoint;       /* may be NULL */
+  int64_t job_id, rollout_id; /* 0: none */
+  const char *data;           /* JSON, may be NULL */
+};
+
+typedef void db_event_cb(void *arg, const struct db_event *e);
+
+/* Events with after_id < id <= max_id in id order, at most limit. */
+int db_events_list(struct db *db, int64_t after_id, int64_t max_id, int limit,
+                   db_event_cb *cb, void *arg);
+/* The id of the newest event (0 when there is none). */
+int db_events_last_id(struct db *db, int64_t *id);
+/* Deletes at most limit events older than before (Unix ms); sets *n. */
+int db_events_purge(struct db *db, int64_t before, int limit, int64_t *n);
+/*
+ * A counter of timeline rows inserted through this handle since it was
+ * opened: cheap to poll, so the API looks for new events only when it
+ * moved. The rows may still be uncommitted (see db_in_transaction()).
+ */
+uint64_t db_timeline_changes(const struct db *db);
+/* True while a transaction is open on the connection. */
+bool db_in_transaction(struct db *db);
+
+/* How long db_begin() transactions took, for metrics; borrowed. */
+struct latency_hist;
+const struct latency_hist *db_txn_latency(const struct db *db);
+/* Calls cb with each job (rollout) state and its number of rows. */
+typedef void db_state_count_cb(void *arg, const char *state, int64_t n);
+int db_jobs_by_state(struct db *db, db_state_count_cb *cb, void *arg);
+int db_rollouts_by_state(struct db *db, db_state_count_cb *cb, void *arg);
+
+/*
+ * An operator's action and its audit row as one unit (audit.c): a
+ * savepoint, so it nests inside a transaction already open on the
+ * connection (it then commits with that one) and otherwise is its own.
+ * db_action_end() releases it (commit true) or rolls it back.
+ */
+int db_action_begin(struct db *db);
+int db_action_end(struct db *db, bool commit);
+
+/* The audit log: who (which API token) did what, and when. */
+struct db_audit {
+  int64_t id;
+  int64_t at;             /* Unix ms */
+  int64_t token_id;       /* 0: none (fotad itself) */
+  const char *token_name; /* may be NULL */
+  const char *action;     /* "credential.create", "token.revoke"... */
+  const char *target;     /* what it acted on; may be NULL */
+  const char *remote;     /* the client's address; may be NULL */
+  const char *details;    /* JSON or NULL */
+};
+
+typedef void db_audit_cb(void *arg, const struct db_audit *a);
+
+/* Appends a row; sets a->id. */
+int db_audit_add(struct db *db, struct db_audit *a);
+/* Newest first, with id < before_id (0: from the newest), of one action
+ * (NULL: any), at most limit. */
+int db_audit_list(struct db *db, int64_t before_id, const char *action,
+                  int limit, db_audit_cb *cb, void *arg);
+
+/* REST API tokens (tokens.c); only SHA-256 hashes are stored. */
+#define DB_TOKEN_HASH_LEN 32
+
+struct db_token {
+  int64_t id;
+  const char *name;
+  const uint8_t *hash; /* DB_TOKEN_HASH_LEN bytes */
+  const char *scope;   /* read, operator, admin */
+  int64_t created_at, last_used_at, revoked_at; /* Unix ms; 0: never */
+};
+
+typedef void db_token_cb(void *arg, const struct db_token *t);
+
+/* Adds a token; sets t->id. -EEXIST if the hash is taken. */
+int db_token_add(struct db *db, struct db_token *t);
+/* The token with this hash, revoked or not; -ENOENT if none. */
+int db_token_by_hash(struct db *db, const uint8_t *hash, db_token_cb *cb,
+                     void *arg);
+/* -ENOENT if there is no token with that id. */
+int db_token_get(struct db *db, int64_t id, db_token_cb *cb, void *arg);
+/* In id order after after_id, at most limit. */
+int db_tokens_list(struct db *db, int64_t after_id, int limit, db_token_cb *cb,
+                   void *arg);
+/* Marks a token revoked: -ENOENT if unknown, -EALREADY if revoked. */
+int db_token_revoke(struct db *db, int64_t id, int64_t at);
+/* Records when a token was last used. */
+int db_token_touch(struct db *db, int64_t id, int64_t at);
+/* Number of tokens, revoked ones included. */
+int db_tokens_count(struct db *db, int64_t *n);
+
+/*
+ * Replies kept for the Idempotency-Key header (idempotency.c): the
+ * response to (token, key, request) is replayed for a retention window.
+ * The response is stored encrypted by the caller.
+ */
+struct db_idem {
+  int64_t token_id;
+  const char *key;
+  const char *request;         /* "POST /api/v1/credentials" */
+  const uint8_t *request_hash; /* 32 bytes: SHA-256 of the body */
+  int status;
+  const uint8_t *nonce;
+  size_t nonce_len;
+  const uint8_t *response;
+  size_t response_len;
+  int64_t created_at; /* Unix ms */
+};
+
+typedef void db_idem_cb(void *arg, const struct db_idem *r);
+
+/* The reply stored at or after since; -ENOENT if none. */
+int db_idem_get(struct db *db, int64_t token_id, const char *key,
+                const char *request, int64_t since, db_idem_cb *cb,
+                void *arg);
+/* Stores a reply, replacing an expired one for the same key. */
+int db_idem_put(struct db *db, const struct db_idem *r);
+/* Deletes the replies stored before before; sets *n. */
+int db_idem_purge(struct db *db, int64_t before, int64_t *n);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "common/common.h"
 #include "db/db.h"
 
 /* Upper bound on distinct cached statements, so a bug cannot grow it. */
@@ -25,6 +26,12 @@ struct db {
   struct db_stmt_slot *stmts;
   size_t nstmts;
   size_t capstmts;
+  /* Timeline rows inserted since open: the API wakes event streams when
+   * this moves (see db_timeline_changes()). */
+  uint64_t timeline_changes;
+  /* db_begin() to db_commit() or db_rollback(), for metrics. */
+  int64_t txn_started_us; /* 0 when no db_begin() transaction is open */
+  struct latency_hist txn_latency;
 };
 
 /*

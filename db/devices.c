@@ -330,6 +330,8 @@ int db_timeline_add(struct db *db, int64_t at, const char *type,
   bind_id(st, 6, rollout_id);
   bind_text(st, 7, data_json);
   rc = step_done(db, st, "timeline insert");
+  if (rc == 0)
+    db->timeline_changes++;
 out:
   db_stmt_done(st);
   return rc;

@@ -240,6 +240,8 @@ static const char migration_1[] =
     "CREATE INDEX timeline_events_rollout ON timeline_events(rollout_id, "
     "id);\n"
     "CREATE INDEX timeline_events_job ON timeline_events(job_id, id);\n"
+    /* The retention sweep deletes by age. */
+    "CREATE INDEX timeline_events_at ON timeline_events(at);\n"
 
     /*
      * DTLS credentials, provisioned per endpoint before the device ever
@@ -270,6 +272,49 @@ static const char migration_1[] =
     "  last_used_at INTEGER,\n"
     "  revoked_at INTEGER\n"
     ") STRICT;\n"
+
+    /*
+     * Who did what through the API, and when: token_name is copied so
+     * that a row stays readable whatever becomes of the token; remote is
+     * the client's address; details is what the action needs to be
+     * understood (a credential's type, a token's scope), never a secret.
+     */
+    "CREATE TABLE audit_log (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  token_id INTEGER REFERENCES api_tokens(id) ON DELETE SET NULL,\n"
+    "  token_name TEXT,\n"
+    "  action TEXT NOT NULL CHECK (action <> ''),\n"
+    "  target TEXT,\n"
+    "  remote TEXT,\n"
+    "  details TEXT CHECK (details IS NULL OR json_valid(details))\n"
+    ") STRICT;\n"
+    "CREATE INDEX audit_log_token ON audit_log(token_id, id);\n"
+    "CREATE INDEX audit_log_action ON audit_log(action, id);\n"
+
+    /*
+     * Replies to POSTs sent with an Idempotency-Key, replayed when the
+     * same token sends the same key to the same resource again. The reply
+     * may hold a secret shown once (a new token, a generated key), so it is
+     * stored encrypted with a key derived from the caller's own token,
+     * which fotad does not keep; request_hash tells a retry from a
+     * different request that reuses the key.
+     */
+    "CREATE TABLE idempotency_keys (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  token_id INTEGER NOT NULL\n"
+    "    REFERENCES api_tokens(id) ON DELETE CASCADE,\n"
+    "  idem_key TEXT NOT NULL CHECK (idem_key <> ''),\n"
+    "  request TEXT NOT NULL,\n"
+    "  request_hash BLOB NOT NULL,\n"
+    "  status INTEGER NOT NULL,\n"
+    "  nonce BLOB NOT NULL,\n"
+    "  response BLOB NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  UNIQUE (token_id, idem_key, request)\n"
+    ") STRICT;\n"
+    "CREATE INDEX idempotency_keys_created_at ON "
+    "idempotency_keys(created_at);\n"
 
     /*
      * Device-management requests that had to wait for a device to wake

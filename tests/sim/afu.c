@@ -212,9 +212,8 @@ static void recompute_links(struct afu *a)
     }
     if (in->result == AFU_R_CONFLICT || in->result == AFU_R_DEPENDENCY)
       continue;
-    set_conflicting(in, in->state == AFU_DOWNLOADED
-                            ? unmet_deps(a, in, downloaded)
-                            : 0);
+    set_conflicting(
+        in, in->state == AFU_DOWNLOADED ? unmet_deps(a, in, downloaded) : 0);
   }
 }
 
@@ -376,8 +375,8 @@ int afu_write_uri(struct afu *a, struct afu_inst *in, const char *uri,
   return 0;
 }
 
-int afu_push_begin(struct afu *a, struct afu_inst *in, int64_t now,
-                   char *err, size_t errlen)
+int afu_push_begin(struct afu *a, struct afu_inst *in, int64_t now, char *err,
+                   size_t errlen)
 {
   if (in->delivery == AFU_PULL) {
     snprintf(err, errlen, "this device only accepts pull delivery");
@@ -415,8 +414,7 @@ static void take_package(struct afu *a, struct afu_inst *in,
                          const struct pkg_info *pkg, const char *version,
                          int64_t now)
 {
-  set_str(in, in->pkg_name, sizeof(in->pkg_name), pkg->name,
-          AFU_RES_PKG_NAME);
+  set_str(in, in->pkg_name, sizeof(in->pkg_name), pkg->name, AFU_RES_PKG_NAME);
   set_str(in, in->pkg_version, sizeof(in->pkg_version), version,
           AFU_RES_PKG_VERSION);
   snprintf(in->new_version, sizeof(in->new_version), "%s", version);
@@ -460,10 +458,9 @@ void afu_download_done(struct afu *a, struct afu_inst *in,
   for (size_t i = 0; i < a->n; i++) {
     if (!(covers & bit((unsigned)i)))
       continue;
-    take_package(a, &a->inst[i], pkg,
-                 pkg->cover_version[i][0] ? pkg->cover_version[i]
-                                          : pkg->version,
-                 now);
+    take_package(
+        a, &a->inst[i], pkg,
+        pkg->cover_version[i][0] ? pkg->cover_version[i] : pkg->version, now);
   }
   recompute_links(a);
 }
@@ -487,9 +484,9 @@ static int parse_link(const char *s, size_t len, unsigned *iid)
   return 0;
 }
 
-int afu_parse_update_args(const struct afu *a, unsigned self,
-                          const char *args, size_t len, uint32_t *batch,
-                          bool *only, char *err, size_t errlen)
+int afu_parse_update_args(const struct afu *a, unsigned self, const char *args,
+                          size_t len, uint32_t *batch, bool *only, char *err,
+                          size_t errlen)
 {
   const char *p, *end;
   uint32_t m = 0;
@@ -522,8 +519,8 @@ int afu_parse_update_args(const struct afu *a, unsigned self,
     unsigned iid;
 
     if (parse_link(p, (size_t)(stop - p), &iid) < 0) {
-      snprintf(err, errlen, "'%.*s' is not a </33629/N> link",
-               (int)(stop - p), p);
+      snprintf(err, errlen, "'%.*s' is not a </33629/N> link", (int)(stop - p),
+               p);
       return -EINVAL;
     }
     if (iid >= a->n) {
@@ -748,8 +745,8 @@ void afu_install_done(struct afu *a, uint32_t batch, enum afu_outcome outcome,
         set_str(&a->inst[0], a->inst[0].version, sizeof(a->inst[0].version),
                 b->new_version, AFU_RES_VERSION);
       if (!b->obj5 && b->index == 0 && a->has_fw)
-        set_str(&a->fw, a->fw.version, sizeof(a->fw.version),
-                b->new_version, AFU_RES_VERSION);
+        set_str(&a->fw, a->fw.version, sizeof(a->fw.version), b->new_version,
+                AFU_RES_VERSION);
       set_result(b, AFU_R_SUCCESS);
       set_state(a, b, AFU_IDLE, now);
       break;

@@ -106,8 +106,7 @@ static int64_t update_interval_ms(const struct sim_dev *d)
   return ms < 1000 ? 1000 : ms;
 }
 
-static void hist_add(struct sim_dev *d, unsigned index, int state,
-                     int result)
+static void hist_add(struct sim_dev *d, unsigned index, int state, int result)
 {
   struct sim_event *e = &d->hist[d->nhist % SIM_HISTORY];
 
@@ -162,9 +161,9 @@ static int open_session(struct sim_dev *d, bool same_port)
 static coap_pdu_t *new_request(struct sim_dev *d, coap_pdu_code_t code,
                                uint8_t *token, size_t *token_len)
 {
-  coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, code,
-                                  coap_new_message_id(d->session),
-                                  coap_session_max_pdu_size(d->session));
+  coap_pdu_t *pdu =
+      coap_pdu_init(COAP_MESSAGE_CON, code, coap_new_message_id(d->session),
+                    coap_session_max_pdu_size(d->session));
 
   if (!pdu)
     return NULL;
@@ -197,8 +196,8 @@ static const char *binding_text(const struct sim_dev *d)
 static void send_register(struct sim_dev *d)
 {
   char q[96];
-  coap_pdu_t *pdu = new_request(d, COAP_REQUEST_CODE_POST, d->reg_token,
-                                &d->reg_token_len);
+  coap_pdu_t *pdu =
+      new_request(d, COAP_REQUEST_CODE_POST, d->reg_token, &d->reg_token_len);
   char *links;
   uint8_t buf[4];
 
@@ -231,8 +230,8 @@ static void send_register(struct sim_dev *d)
 static void send_update(struct sim_dev *d)
 {
   char q[32];
-  coap_pdu_t *pdu = new_request(d, COAP_REQUEST_CODE_POST, d->reg_token,
-                                &d->reg_token_len);
+  coap_pdu_t *pdu =
+      new_request(d, COAP_REQUEST_CODE_POST, d->reg_token, &d->reg_token_len);
   bool links = d->update_links;
 
   if (!pdu)
@@ -386,8 +385,8 @@ static void registered(struct sim_dev *d, const coap_pdu_t *rcv)
       sim->all_registered_ms = now - sim->start_ms;
       s = (double)(sim->all_registered_ms > 0 ? sim->all_registered_ms : 1) /
           1000.0;
-      log_notice("all %zu devices registered in %.3f s (%.0f/s)", sim->ndev,
-                 s, (double)sim->ndev / s);
+      log_notice("all %zu devices registered in %.3f s (%.0f/s)", sim->ndev, s,
+                 (double)sim->ndev / s);
     }
   }
   set_state(d, DEV_REGISTERED);
@@ -525,8 +524,7 @@ static bool busy(const struct sim_dev *d)
                            d->afu.fw.state == AFU_UPDATING);
 }
 
-static void on_sleep_timer(struct loop *loop, struct loop_timer *t,
-                           void *arg)
+static void on_sleep_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct sim_dev *d = arg;
 
@@ -628,8 +626,7 @@ void dev_disable(struct sim_dev *d)
   arm_life(d, LIFE_DISABLE, GO_DOWN_DELAY_MS);
 }
 
-static void on_defer_timer(struct loop *loop, struct loop_timer *t,
-                           void *arg)
+static void on_defer_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct sim_dev *d = arg;
 
@@ -737,8 +734,7 @@ static void rebind(struct sim_dev *d)
   dev_request_update(d, false, false, false);
 }
 
-static void on_life_timer(struct loop *loop, struct loop_timer *t,
-                          void *arg)
+static void on_life_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct sim_dev *d = arg;
   enum life_phase phase = (enum life_phase)d->life_phase;
@@ -791,8 +787,7 @@ static void on_obs_timer(struct loop *loop, struct loop_timer *t, void *arg)
   obs_flush(arg, false);
 }
 
-static void on_send_timer(struct loop *loop, struct loop_timer *t,
-                          void *arg)
+static void on_send_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct sim_dev *d = arg;
 
@@ -848,8 +843,7 @@ void dev_init(struct sim *sim, struct sim_dev *d, unsigned idx)
   d->afu.quirks = cfg->quirks;
   for (size_t i = 0; i < cfg->ncomp; i++)
     afu_add(&d->afu, cfg->comp[i].name, cfg->comp[i].version, cfg->protocols,
-            cfg->delivery, cfg->comp[i].severity, cfg->comp[i].max_defer,
-            now);
+            cfg->delivery, cfg->comp[i].severity, cfg->comp[i].max_defer, now);
   if (cfg->object5)
     afu_enable_fw(&d->afu, cfg->protocols, cfg->delivery, now);
   d->afu.fault_conflict = dev_has_fault(d, FAULT_CONFLICT);
@@ -921,7 +915,8 @@ void dev_afu_changed(struct sim_dev *d)
     if (in->state != d->last_state[slot] ||
         in->result != d->last_result[slot]) {
       hist_add(d, in->index, in->state, in->result);
-      if (in->state == AFU_DOWNLOADING && d->last_state[slot] != AFU_DOWNLOADING)
+      if (in->state == AFU_DOWNLOADING &&
+          d->last_state[slot] != AFU_DOWNLOADING)
         started = true;
       if (in->state == AFU_DOWNLOADED &&
           d->last_state[slot] == AFU_DOWNLOADING)

@@ -81,8 +81,7 @@ static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num)
     return -1;
   if (coap_opt_length(opt) > 3)
     return -2;
-  return (int)coap_decode_var_bytes(coap_opt_value(opt),
-                                    coap_opt_length(opt));
+  return (int)coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt));
 }
 
 /* Uri-Path to an LwM2M path; false if it is not one of /O/I/R/RI. */
@@ -143,10 +142,9 @@ int dm_add_payload(coap_pdu_t *pdu, const coap_pdu_t *req, int64_t observe,
   blocked = len > bs || want.num > 0;
   if (!blocked) {
     if (observe >= 0)
-      coap_add_option(pdu, COAP_OPTION_OBSERVE,
-                      coap_encode_var_safe(buf, sizeof(buf),
-                                           (unsigned)observe),
-                      buf);
+      coap_add_option(
+          pdu, COAP_OPTION_OBSERVE,
+          coap_encode_var_safe(buf, sizeof(buf), (unsigned)observe), buf);
     coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                     coap_encode_var_safe(buf, sizeof(buf), ct), buf);
     if (len > 0)
@@ -177,10 +175,10 @@ int dm_add_payload(coap_pdu_t *pdu, const coap_pdu_t *req, int64_t observe,
   coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                   coap_encode_var_safe(buf, sizeof(buf), ct), buf);
   coap_add_option(pdu, COAP_OPTION_BLOCK2,
-                  coap_encode_var_safe(
-                      buf, sizeof(buf),
-                      (unsigned)((off >> (szx + 4)) << 4) |
-                          (off + chunk < len ? 8u : 0u) | szx),
+                  coap_encode_var_safe(buf, sizeof(buf),
+                                       (unsigned)((off >> (szx + 4)) << 4) |
+                                           (off + chunk < len ? 8u : 0u) |
+                                           szx),
                   buf);
   if (off == 0)
     coap_add_option(pdu, COAP_OPTION_SIZE2,
@@ -410,14 +408,12 @@ static int push_begin(struct req *r, struct afu_inst *in, struct sim_block1 *b)
   if (size1 > 0 && (size_t)size1 > pol.max_size) {
     /* 4.13 with the largest size accepted (RFC 7959 2.9.3). */
     set_code(r, 413);
-    coap_add_option(r->resp, COAP_OPTION_SIZE1,
-                    coap_encode_var_safe(buf, sizeof(buf),
-                                         (unsigned)pol.max_size),
-                    buf);
+    coap_add_option(
+        r->resp, COAP_OPTION_SIZE1,
+        coap_encode_var_safe(buf, sizeof(buf), (unsigned)pol.max_size), buf);
     return -EFBIG;
   }
-  rc = afu_push_begin(&d->afu, in, sim_wall_s(d->sim), r->err,
-                      sizeof(r->err));
+  rc = afu_push_begin(&d->afu, in, sim_wall_s(d->sim), r->err, sizeof(r->err));
   if (rc < 0)
     return rc;
   b->package = true;
@@ -450,8 +446,7 @@ static void do_block1(struct req *r)
     dm_block1_free(d);
     if (in && !blk->m && r->len == 1 && r->data[0] == 0) {
       /* A one-byte NUL package is the reset Write. */
-      rc = afu_reset(&d->afu, in, sim_wall_s(d->sim), r->err,
-                     sizeof(r->err));
+      rc = afu_reset(&d->afu, in, sim_wall_s(d->sim), r->err, sizeof(r->err));
       dev_afu_changed(d);
       if (rc < 0)
         fail_rc(r, rc);

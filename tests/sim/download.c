@@ -89,8 +89,8 @@ static void dl_finish(struct sim_dl *dl, int result, const char *why)
   snprintf(err, sizeof(err), "%s", why ? why : "");
   if (result == 0) {
     dev_pkg_policy(d, slot, &pol);
-    result = pkg_stream_finish(&dl->pkg, dl->uri, &pol, &info, err,
-                               sizeof(err));
+    result =
+        pkg_stream_finish(&dl->pkg, dl->uri, &pol, &info, err, sizeof(err));
   }
   dl_destroy(dl);
   dev_download_finished(d, slot, result, result == 0 ? &info : NULL, err);
@@ -118,10 +118,9 @@ static void request_block(struct sim_dl *dl)
   coap_session_new_token(dl->session, &dl->token_len, dl->token);
   coap_add_token(pdu, dl->token_len, dl->token);
   coap_add_optlist_pdu(pdu, &dl->opts);
-  coap_add_option(pdu, COAP_OPTION_BLOCK2,
-                  coap_encode_var_safe(buf, sizeof(buf),
-                                       (dl->num << 4) | dl->szx),
-                  buf);
+  coap_add_option(
+      pdu, COAP_OPTION_BLOCK2,
+      coap_encode_var_safe(buf, sizeof(buf), (dl->num << 4) | dl->szx), buf);
   if (dl->num == 0)
     coap_add_option(pdu, COAP_OPTION_SIZE2, 0, NULL);
   if (sim_send(d->shard, dl->session, pdu) < 0) {
@@ -169,26 +168,24 @@ static void build_options(struct sim_dl *dl, const coap_uri_t *uri)
 
   len = sizeof(buf);
   p = buf;
-  n = uri->path.length ? coap_split_path(uri->path.s, uri->path.length, buf,
-                                         &len)
-                       : 0;
+  n = uri->path.length
+          ? coap_split_path(uri->path.s, uri->path.length, buf, &len)
+          : 0;
   while (n-- > 0) {
-    coap_insert_optlist(&dl->opts,
-                        coap_new_optlist(COAP_OPTION_URI_PATH,
-                                         coap_opt_length(p),
-                                         coap_opt_value(p)));
+    coap_insert_optlist(&dl->opts, coap_new_optlist(COAP_OPTION_URI_PATH,
+                                                    coap_opt_length(p),
+                                                    coap_opt_value(p)));
     p += coap_opt_size(p);
   }
   len = sizeof(buf);
   p = buf;
-  n = uri->query.length ? coap_split_query(uri->query.s, uri->query.length,
-                                           buf, &len)
-                        : 0;
+  n = uri->query.length
+          ? coap_split_query(uri->query.s, uri->query.length, buf, &len)
+          : 0;
   while (n-- > 0) {
-    coap_insert_optlist(&dl->opts,
-                        coap_new_optlist(COAP_OPTION_URI_QUERY,
-                                         coap_opt_length(p),
-                                         coap_opt_value(p)));
+    coap_insert_optlist(&dl->opts, coap_new_optlist(COAP_OPTION_URI_QUERY,
+                                                    coap_opt_length(p),
+                                                    coap_opt_value(p)));
     p += coap_opt_size(p);
   }
 }
@@ -214,11 +211,10 @@ static void begin_coap(struct sim_dl *dl)
     return;
   }
   build_options(dl, &uri);
-  dl->session = sim_session_open(d->shard, cfg->have_bind ? &cfg->bind : NULL,
-                                 &addr,
-                                 dtls ? COAP_PROTO_DTLS : COAP_PROTO_UDP,
-                                 dtls ? d->psk_id : NULL, d->psk_key,
-                                 d->psk_key_len, &dl->peer);
+  dl->session = sim_session_open(
+      d->shard, cfg->have_bind ? &cfg->bind : NULL, &addr,
+      dtls ? COAP_PROTO_DTLS : COAP_PROTO_UDP, dtls ? d->psk_id : NULL,
+      d->psk_key, d->psk_key_len, &dl->peer);
   if (!dl->session) {
     dl_finish(dl, AFU_R_CONN_LOST, "cannot open a session");
     return;
@@ -229,8 +225,7 @@ static void begin_coap(struct sim_dl *dl)
   request_block(dl);
 }
 
-static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num,
-                    size_t *out)
+static int opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, size_t *out)
 {
   coap_opt_iterator_t it;
   coap_opt_t *opt = coap_check_option(pdu, num, &it);
@@ -429,15 +424,14 @@ static void begin_http(struct sim_dl *dl)
   log_debug("%s: downloading %s", d->ep, dl->uri);
 }
 
-static int http_result(struct sim_dl *dl, CURLcode cc, char *why,
-                       size_t len)
+static int http_result(struct sim_dl *dl, CURLcode cc, char *why, size_t len)
 {
   long status = 0;
 
   if (dl->result) {
-    snprintf(why, len, "%s", dl->result == AFU_R_CONN_LOST
-                                 ? "lost-download fault"
-                                 : "package too large");
+    snprintf(why, len, "%s",
+             dl->result == AFU_R_CONN_LOST ? "lost-download fault"
+                                           : "package too large");
     return dl->result;
   }
   if (cc == CURLE_FILESIZE_EXCEEDED) {

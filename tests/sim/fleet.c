@@ -68,14 +68,12 @@ static void process_shard(struct sim_shard *sh)
   mark_dirty(sh);
 }
 
-static void on_shard_fd(struct loop *loop, int fd, uint32_t events,
-                        void *arg)
+static void on_shard_fd(struct loop *loop, int fd, uint32_t events, void *arg)
 {
   process_shard(arg);
 }
 
-static void on_shard_timer(struct loop *loop, struct loop_timer *t,
-                           void *arg)
+static void on_shard_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   process_shard(arg);
 }
@@ -373,14 +371,12 @@ void sim_until_update(struct sim *sim, struct sim_dev *d)
   }
 }
 
-static void on_stop_timer(struct loop *loop, struct loop_timer *t,
-                          void *arg)
+static void on_stop_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct sim *sim = arg;
 
   if (sim->pending_deregister)
-    log_notice("%zu De-registers unanswered at exit",
-               sim->pending_deregister);
+    log_notice("%zu De-registers unanswered at exit", sim->pending_deregister);
   sim->finished = true;
 }
 
@@ -424,7 +420,7 @@ static int assign_faults(struct sim *sim, uint32_t *faults, char *err,
   const struct sim_config *cfg = sim->cfg;
   uint8_t *pick = xmalloc(cfg->count);
   struct hmap names;
-  char (*eps)[SIM_EP_MAX] = xmalloc(cfg->count * sizeof(*eps));
+  char(*eps)[SIM_EP_MAX] = xmalloc(cfg->count * sizeof(*eps));
   struct name_node {
     struct hmap_node node;
     size_t idx;
@@ -498,8 +494,7 @@ static size_t raise_nofile(const struct sim_config *cfg, size_t nshards)
   }
   have = rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX / 2 : (size_t)rl.rlim_cur;
   if (have < need + 16) {
-    log_warn("open file limit %zu is tight for %zu devices", have,
-             cfg->count);
+    log_warn("open file limit %zu is tight for %zu devices", have, cfg->count);
     return 16;
   }
   return have - need;

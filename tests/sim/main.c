@@ -95,13 +95,30 @@ struct sim_option {
 };
 
 #define OFF(f) offsetof(struct sim_opts, f)
-#define STR(n, f, def) {n, CONF_STRING, 0, 0, def, OFF(f), false, NULL}
-#define INT(n, f, min, max, def) {n, CONF_INT, min, max, def, OFF(f), false, NULL}
+#define STR(n, f, def)                                                        \
+  {                                                                           \
+    n, CONF_STRING, 0, 0, def, OFF(f), false, NULL                            \
+  }
+#define INT(n, f, min, max, def)                                              \
+  {                                                                           \
+    n, CONF_INT, min, max, def, OFF(f), false, NULL                           \
+  }
 #define DUR(n, f, min, max, def)                                              \
-  {n, CONF_DURATION, min, max, def, OFF(f), false, NULL}
-#define SIZE(n, f, min, max, def) {n, CONF_SIZE, min, max, def, OFF(f), false, NULL}
-#define BOOL(n, f) {n, CONF_BOOL, 0, 0, "no", OFF(f), false, NULL}
-#define ENUM(n, f, names, def) {n, CONF_ENUM, 0, 0, def, OFF(f), false, names}
+  {                                                                           \
+    n, CONF_DURATION, min, max, def, OFF(f), false, NULL                      \
+  }
+#define SIZE(n, f, min, max, def)                                             \
+  {                                                                           \
+    n, CONF_SIZE, min, max, def, OFF(f), false, NULL                          \
+  }
+#define BOOL(n, f)                                                            \
+  {                                                                           \
+    n, CONF_BOOL, 0, 0, "no", OFF(f), false, NULL                             \
+  }
+#define ENUM(n, f, names, def)                                                \
+  {                                                                           \
+    n, CONF_ENUM, 0, 0, def, OFF(f), false, names                             \
+  }
 
 static const struct sim_option options[] = {
     {STR("server", server, "coap://127.0.0.1:5683"), OPT_VALUE, 's', "URI",
@@ -129,12 +146,12 @@ static const struct sim_option options[] = {
      "pull|push|both", "/9 Firmware Update Delivery Method"},
     {INT("severity", severity, 0, 2, "1"), OPT_VALUE, 0, "0|1|2",
      "/11 Severity of every component (0 critical, 1 mandatory, 2 optional)"},
-    {DUR("max-defer", max_defer, 0, UINT32_MAX, "0"), OPT_VALUE, 0,
-     "DURATION", "/13 Maximum Defer Period (0 forbids deferral)"},
+    {DUR("max-defer", max_defer, 0, UINT32_MAX, "0"), OPT_VALUE, 0, "DURATION",
+     "/13 Maximum Defer Period (0 forbids deferral)"},
     {STR("psk-identity-pattern", psk_identity_pattern, "\"\""), OPT_VALUE, 0,
      "PATTERN", "PSK identity per device (default: the endpoint name)"},
-    {STR("psk-key-pattern", psk_key_pattern, "\"\""), OPT_VALUE, 0,
-     "PATTERN", "PSK per device, in hex after formatting, e.g. 0011%08x"},
+    {STR("psk-key-pattern", psk_key_pattern, "\"\""), OPT_VALUE, 0, "PATTERN",
+     "PSK per device, in hex after formatting, e.g. 0011%08x"},
     {DUR("duration", duration, 0, 0, "0"), OPT_VALUE, 'd', "DURATION",
      "stop after this long (0: run until a signal or --until)"},
     {STR("until", until, "\"\""), OPT_VALUE, 'u', "CONDITION",
@@ -150,11 +167,11 @@ static const struct sim_option options[] = {
      "Registers per second across the fleet (N/s, N/m, 0 = no limit)"},
     {DUR("awake-time", awake_time, 1, 0, "30"), OPT_VALUE, 0, "DURATION",
      "queue mode: time awake after the last exchange"},
-    {ENUM("version-from", version_from, version_from_names, "auto"),
-     OPT_VALUE, 0, "auto|uri|filename|mcuboot",
+    {ENUM("version-from", version_from, version_from_names, "auto"), OPT_VALUE,
+     0, "auto|uri|filename|mcuboot",
      "where a package's version comes from (see below)"},
-    {STR("package-version", package_version, "\"\""), OPT_VALUE, 0,
-     "VERSION", "every package installs this version"},
+    {STR("package-version", package_version, "\"\""), OPT_VALUE, 0, "VERSION",
+     "every package installs this version"},
     {BOOL("require-mcuboot", require_mcuboot), OPT_VALUE, 0, NULL,
      "refuse packages that are not MCUboot images (Result 6)"},
     {SIZE("max-package-size", max_package_size, 1, 1073741824, "16M"),
@@ -168,8 +185,8 @@ static const struct sim_option options[] = {
     {STR("send", send, "\"\""), OPT_VALUE, 0, "PATHS",
      "LwM2M 1.1+: Send (POST /dp) these paths, comma-separated, after "
      "registering and on every firmware state change"},
-    {DUR("send-interval", send_interval, 0, 0, "0"), OPT_VALUE, 0,
-     "DURATION", "also Send periodically"},
+    {DUR("send-interval", send_interval, 0, 0, "0"), OPT_VALUE, 0, "DURATION",
+     "also Send periodically"},
     {INT("seed", seed, 0, INT64_MAX, "1"), OPT_VALUE, 0, "N",
      "seed choosing the devices of fractional faults"},
     {STR("bind", bind, "\"\""), OPT_VALUE, 0, "ADDR",
@@ -415,8 +432,10 @@ static int profile_faults(struct sim_opts *o, const json_t *v, char *err,
     char spec[4200];
 
     if (json_text(item, text, sizeof(text)) < 0) {
-      snprintf(err, errlen, "\"fault\".\"%s\": expected a fraction or a "
-               "list of endpoints", key);
+      snprintf(err, errlen,
+               "\"fault\".\"%s\": expected a fraction or a "
+               "list of endpoints",
+               key);
       return -EINVAL;
     }
     snprintf(spec, sizeof(spec), "%s:%s", key, text);
@@ -582,8 +601,8 @@ static int resolve_server(struct sim_config *cfg, char *err, size_t errlen)
   struct addrinfo hints, *res = NULL;
   int rc;
 
-  if (coap_split_uri((const uint8_t *)cfg->server_uri,
-                     strlen(cfg->server_uri), &uri) < 0 ||
+  if (coap_split_uri((const uint8_t *)cfg->server_uri, strlen(cfg->server_uri),
+                     &uri) < 0 ||
       (uri.scheme != COAP_URI_SCHEME_COAP &&
        uri.scheme != COAP_URI_SCHEME_COAPS)) {
     snprintf(err, errlen, "--server '%s': expected coap:// or coaps://",
@@ -719,8 +738,10 @@ static int profile_components(struct sim_config *cfg, const json_t *arr,
 
       if (json_text(defer, text, sizeof(text)) < 0 ||
           parse_duration(text, 0, UINT32_MAX, &d) < 0) {
-        snprintf(err, errlen, "profile: components[%zu].max_defer: a "
-                 "duration", i);
+        snprintf(err, errlen,
+                 "profile: components[%zu].max_defer: a "
+                 "duration",
+                 i);
         return -EINVAL;
       }
       sc->max_defer = d;
@@ -728,8 +749,10 @@ static int profile_components(struct sim_config *cfg, const json_t *arr,
     sha = json_string_value(json_object_get(c, "sha256"));
     if (sha) {
       if (strlen(sha) != 64 || sim_hex_decode(sha, sc->sha256, 32) != 32) {
-        snprintf(err, errlen, "profile: components[%zu].sha256: 64 hex "
-                 "digits", i);
+        snprintf(err, errlen,
+                 "profile: components[%zu].sha256: 64 hex "
+                 "digits",
+                 i);
         return -EINVAL;
       }
       sc->has_sha256 = true;
@@ -776,8 +799,8 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
       cfg->comp[i].max_defer = o->max_defer;
     }
     cfg->ncomp = (size_t)n;
-  } else if (profile_components(cfg, o->profile_components, o, err,
-                                errlen) < 0) {
+  } else if (profile_components(cfg, o->profile_components, o, err, errlen) <
+             0) {
     return -EINVAL;
   }
   if (cfg->ncomp == 0) {
@@ -829,8 +852,8 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
   cfg->send_interval_ms = o->send_interval * 1000;
   if (strcmp(o->register_rate, "0") == 0)
     cfg->register_rate = 0;
-  else if (sim_rate_parse(o->register_rate, &cfg->register_rate, err,
-                          errlen) < 0)
+  else if (sim_rate_parse(o->register_rate, &cfg->register_rate, err, errlen) <
+           0)
     return -EINVAL;
 
   cfg->pkg.version_from = (enum pkg_version_from)o->version_from;
@@ -845,8 +868,8 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
   }
   cfg->pkg.require_mcuboot = o->require_mcuboot;
   cfg->pkg.max_size = (size_t)o->max_package_size;
-  for (cfg->block_szx = 0; cfg->block_szx < 6 &&
-                           (16 << cfg->block_szx) != o->block_size;
+  for (cfg->block_szx = 0;
+       cfg->block_szx < 6 && (16 << cfg->block_szx) != o->block_size;
        cfg->block_szx++)
     ;
   if ((16 << cfg->block_szx) != o->block_size) {
@@ -867,9 +890,8 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
     socklen_t len;
     char hp[80];
 
-    snprintf(hp, sizeof(hp), strchr(o->bind, ':') && o->bind[0] != '['
-                                 ? "[%s]:0"
-                                 : "%s:0",
+    snprintf(hp, sizeof(hp),
+             strchr(o->bind, ':') && o->bind[0] != '[' ? "[%s]:0" : "%s:0",
              o->bind);
     if (parse_hostport(hp, &ss, &len, err, errlen) < 0 ||
         to_address((struct sockaddr *)&ss, len, &cfg->bind) < 0)

@@ -126,8 +126,7 @@ bool obj_res_numeric(const struct sim_res *r)
 }
 
 /* The AFU instance behind an object 5 or 33629 instance, or NULL. */
-static struct afu_inst *inst_of(struct sim_dev *d, uint16_t oid,
-                                uint16_t iid)
+static struct afu_inst *inst_of(struct sim_dev *d, uint16_t oid, uint16_t iid)
 {
   if (oid != FW_OID && oid != AFU_OID)
     return NULL;
@@ -647,8 +646,7 @@ static int write_afu(struct sim_dev *d, const struct lwm2m_record *rec,
 
   switch (rec->path.id[2]) {
   case AFU_RES_PACKAGE:
-    return obj_push_whole(d, in, v->u.bytes.data, v->u.bytes.len, err,
-                          errlen);
+    return obj_push_whole(d, in, v->u.bytes.data, v->u.bytes.len, err, errlen);
   case AFU_RES_URI:
     if (value_str(v, uri, sizeof(uri)) < 0) {
       snprintf(err, errlen, "Package URI must be a string of 0..255 bytes");
@@ -874,8 +872,7 @@ char *obj_register_links(const struct sim_dev *d)
     if (!object_present(d, oid))
       continue;
     if (oid == AFU_OID) {
-      snprintf(item, sizeof(item), "%s</%u>;ver=1.0", b.len ? "," : "",
-               oid);
+      snprintf(item, sizeof(item), "%s</%u>;ver=1.0", b.len ? "," : "", oid);
       sb_add(&b, item);
     }
     for (size_t i = 0; i < instance_count(d, oid); i++) {
@@ -886,8 +883,8 @@ char *obj_register_links(const struct sim_dev *d)
   return b.s;
 }
 
-int obj_push_whole(struct sim_dev *d, struct afu_inst *in,
-                   const uint8_t *data, size_t len, char *err, size_t errlen)
+int obj_push_whole(struct sim_dev *d, struct afu_inst *in, const uint8_t *data,
+                   size_t len, char *err, size_t errlen)
 {
   int64_t now = sim_wall_s(d->sim);
   struct pkg_policy pol;

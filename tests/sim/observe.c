@@ -55,9 +55,9 @@ static int apply_attr(struct sim_attrs *a, const char *q, bool numeric_res,
     unsigned bitv;
     bool real;
   } names[] = {
-      {"pmin", ATTR_PMIN, false}, {"pmax", ATTR_PMAX, false},
-      {"gt", ATTR_GT, true},      {"lt", ATTR_LT, true},
-      {"st", ATTR_ST, true},      {"epmin", ATTR_EPMIN, false},
+      {"pmin", ATTR_PMIN, false},   {"pmax", ATTR_PMAX, false},
+      {"gt", ATTR_GT, true},        {"lt", ATTR_LT, true},
+      {"st", ATTR_ST, true},        {"epmin", ATTR_EPMIN, false},
       {"epmax", ATTR_EPMAX, false},
   };
   const char *eq = strchr(q, '=');
@@ -178,8 +178,7 @@ int obs_write_attrs(struct sim_dev *d, const struct lwm2m_path *p,
     *cur = work;
   } else if (work.set != 0) {
     if (d->nattrs == SIM_MAX_ATTRS) {
-      snprintf(err, errlen, "at most %d paths with attributes",
-               SIM_MAX_ATTRS);
+      snprintf(err, errlen, "at most %d paths with attributes", SIM_MAX_ATTRS);
       return -EINVAL;
     }
     d->attrs[d->nattrs++] = work;
@@ -376,8 +375,8 @@ static void send_notification(struct sim_dev *d, struct sim_obs *o)
   }
   if (!dev_wake(d))
     return;
-  if (obs_encode(d, o->paths, o->npaths, o->composite, o->ct, &payload,
-                 &len) < 0)
+  if (obs_encode(d, o->paths, o->npaths, o->composite, o->ct, &payload, &len) <
+      0)
     return;
   pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_RESPONSE_CODE(205),
                       coap_new_message_id(d->session),
@@ -407,11 +406,11 @@ static bool notable(struct sim_dev *d, struct sim_obs *o,
     return true;
   if (!read_number(d, &o->paths[0], &cur))
     return true;
-  if ((eff->set & ATTR_GT) &&
-      ((last <= eff->gt && cur > eff->gt) || (last > eff->gt && cur <= eff->gt)))
+  if ((eff->set & ATTR_GT) && ((last <= eff->gt && cur > eff->gt) ||
+                               (last > eff->gt && cur <= eff->gt)))
     return true;
-  if ((eff->set & ATTR_LT) &&
-      ((last >= eff->lt && cur < eff->lt) || (last < eff->lt && cur >= eff->lt)))
+  if ((eff->set & ATTR_LT) && ((last >= eff->lt && cur < eff->lt) ||
+                               (last < eff->lt && cur >= eff->lt)))
     return true;
   if ((eff->set & ATTR_ST) && fabs(cur - last) >= eff->st)
     return true;

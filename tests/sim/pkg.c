@@ -145,8 +145,8 @@ static int walk_tlvs(const struct pkg_stream *s, size_t off, uint16_t magic,
       struct afu_dep *d = &out->deps[out->ndeps++];
 
       d->iid = v[0];
-      snprintf(d->min_version, sizeof(d->min_version), "%u.%u.%u", v[4],
-               v[5], le16(v + 6));
+      snprintf(d->min_version, sizeof(d->min_version), "%u.%u.%u", v[4], v[5],
+               le16(v + 6));
     }
     p += 4 + (size_t)len;
   }
@@ -168,12 +168,14 @@ static int mcuboot_verify(struct pkg_stream *s, struct pkg_info *out,
     return AFU_R_UNSUPPORTED;
   }
   if (s->len < s->hash_end + 4) {
-    snprintf(err, errlen, "MCUboot image truncated (%zu of at least %zu "
-             "bytes)", s->len, s->hash_end + 4);
+    snprintf(err, errlen,
+             "MCUboot image truncated (%zu of at least %zu "
+             "bytes)",
+             s->len, s->hash_end + 4);
     return AFU_R_INTEGRITY;
   }
-  if (prot > 0 && walk_tlvs(s, 0, TLV_PROT_INFO_MAGIC, &area, &hash, out, err,
-                            errlen) < 0)
+  if (prot > 0 &&
+      walk_tlvs(s, 0, TLV_PROT_INFO_MAGIC, &area, &hash, out, err, errlen) < 0)
     return AFU_R_INTEGRITY;
   if (prot > 0 && area != prot) {
     snprintf(err, errlen, "protected TLV size %zu, header says %zu", area,

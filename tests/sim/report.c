@@ -152,8 +152,8 @@ void report_print(const struct sim *sim)
   printf("fotad-sim summary\n");
   printf("  run: %.3f s, %zu devices, stopped by %s\n", secs, sim->ndev,
          sim->stop_reason ? sim->stop_reason : "error");
-  printf("  cpu: user %.2f s, system %.2f s (%.0f%% of one core)\n", user,
-         sys, secs > 0 ? 100.0 * (user + sys) / secs : 0.0);
+  printf("  cpu: user %.2f s, system %.2f s (%.0f%% of one core)\n", user, sys,
+         secs > 0 ? 100.0 * (user + sys) / secs : 0.0);
   if (sim->all_registered_ms >= 0)
     printf("  registration: all %zu registered in %.3f s (%.0f/s)\n",
            sim->ndev, (double)sim->all_registered_ms / 1000.0,
@@ -382,9 +382,9 @@ static json_t *fleet_json(const struct sim *sim)
   json_object_set_new(
       reg, "rate_per_s",
       sim->all_registered_ms >= 0
-          ? json_real((double)sim->ndev * 1000.0 /
-                      (double)(sim->all_registered_ms ? sim->all_registered_ms
-                                                      : 1))
+          ? json_real(
+                (double)sim->ndev * 1000.0 /
+                (double)(sim->all_registered_ms ? sim->all_registered_ms : 1))
           : json_null());
   json_object_set_new(reg, "latency_p50_ms", json_integer(p50));
   json_object_set_new(reg, "latency_p99_ms", json_integer(p99));
@@ -407,9 +407,9 @@ static json_t *fleet_json(const struct sim *sim)
   json_object_set_new(o, "server", json_string(sim->cfg->server_uri));
   json_object_set_new(o, "devices", json_integer((json_int_t)sim->ndev));
   json_object_set_new(o, "run_s", json_real(run_seconds(sim)));
-  json_object_set_new(o, "stop_reason",
-                      json_string(sim->stop_reason ? sim->stop_reason
-                                                   : "error"));
+  json_object_set_new(
+      o, "stop_reason",
+      json_string(sim->stop_reason ? sim->stop_reason : "error"));
   json_object_set_new(o, "until_met", json_boolean(sim->until_met));
   json_object_set_new(o, "cpu", cpuo);
   json_object_set_new(o, "registration", reg);

@@ -145,12 +145,12 @@ struct pkg_info {
 struct afu_inst {
   uint16_t index; /* the instance id, or AFU_FW_INDEX for /5/0 */
   bool obj5;
-  char name[AFU_NAME_MAX];     /* /14 */
-  char version[AFU_VER_MAX];   /* /15 (for object 5: mirrors /3/0/3) */
-  enum afu_state state;        /* /3 */
-  int result;                  /* /5 */
-  char uri[AFU_URI_MAX];       /* /1 */
-  char pkg_name[AFU_NAME_MAX]; /* /6 */
+  char name[AFU_NAME_MAX];       /* /14 */
+  char version[AFU_VER_MAX];     /* /15 (for object 5: mirrors /3/0/3) */
+  enum afu_state state;          /* /3 */
+  int result;                    /* /5 */
+  char uri[AFU_URI_MAX];         /* /1 */
+  char pkg_name[AFU_NAME_MAX];   /* /6 */
   char pkg_version[AFU_VER_MAX]; /* /7 */
   uint32_t protocols;            /* /8, bit per enum afu_proto */
   int delivery;                  /* /9 */
@@ -161,9 +161,9 @@ struct afu_inst {
   uint32_t conflicting;          /* /17, bit per instance */
 
   /* Device-side state that is not a resource. */
-  bool push;                      /* the current download is a push */
-  char new_version[AFU_VER_MAX];  /* what Update installs */
-  size_t ndeps;                   /* the downloaded package's dependencies */
+  bool push;                     /* the current download is a push */
+  char new_version[AFU_VER_MAX]; /* what Update installs */
+  size_t ndeps;                  /* the downloaded package's dependencies */
   struct afu_dep deps[AFU_MAX_DEPS];
   uint32_t dirty; /* resources changed since afu_take_dirty(), bit per rid */
 };
@@ -236,8 +236,8 @@ struct afu_inst *afu_by_index(struct afu *a, unsigned index);
 int afu_write_uri(struct afu *a, struct afu_inst *in, const char *uri,
                   int64_t now, char *err, size_t errlen);
 /* First block of a push Write to /0 (Idle -> Downloading). */
-int afu_push_begin(struct afu *a, struct afu_inst *in, int64_t now,
-                   char *err, size_t errlen);
+int afu_push_begin(struct afu *a, struct afu_inst *in, int64_t now, char *err,
+                   size_t errlen);
 /* Write NULL to /0 or "" to /1: back to Idle with Result 0. */
 int afu_reset(struct afu *a, struct afu_inst *in, int64_t now, char *err,
               size_t errlen);
@@ -280,9 +280,9 @@ uint32_t afu_take_dirty(struct afu_inst *in);
  * when the argument is a bare 0. An empty argument gives *batch = 0 and
  * *only = false. Returns 0 or -EINVAL with err.
  */
-int afu_parse_update_args(const struct afu *a, unsigned self,
-                          const char *args, size_t len, uint32_t *batch,
-                          bool *only, char *err, size_t errlen);
+int afu_parse_update_args(const struct afu *a, unsigned self, const char *args,
+                          size_t len, uint32_t *batch, bool *only, char *err,
+                          size_t errlen);
 
 /*
  * Packages. A download or push is fed through pkg_stream as it arrives,

@@ -21,16 +21,16 @@
 #include <coap3/coap.h>
 #include <curl/curl.h>
 
-#define SIM_EP_MAX 64        /* endpoint names, PSK identities */
-#define SIM_PSK_MAX 64       /* PSK bytes */
-#define SIM_SHARD_SIZE 64    /* devices per libcoap context */
-#define SIM_MAX_OBS 32       /* observations per device */
-#define SIM_MAX_ATTRS 32     /* Write-Attributes entries per device */
-#define SIM_HISTORY 32       /* state transitions kept per device */
-#define SIM_LOC_MAX 4        /* Location-Path segments kept */
-#define SIM_LOC_SEG 64       /* bytes per segment */
-#define SIM_BODY_MAX 16384   /* a Block1 Write other than a package */
-#define SIM_MAX_SEND 16      /* paths in --send */
+#define SIM_EP_MAX 64            /* endpoint names, PSK identities */
+#define SIM_PSK_MAX 64           /* PSK bytes */
+#define SIM_SHARD_SIZE 64        /* devices per libcoap context */
+#define SIM_MAX_OBS 32           /* observations per device */
+#define SIM_MAX_ATTRS 32         /* Write-Attributes entries per device */
+#define SIM_HISTORY 32           /* state transitions kept per device */
+#define SIM_LOC_MAX 4            /* Location-Path segments kept */
+#define SIM_LOC_SEG 64           /* bytes per segment */
+#define SIM_BODY_MAX 16384       /* a Block1 Write other than a package */
+#define SIM_MAX_SEND 16          /* paths in --send */
 #define SIM_FW_SLOT AFU_MAX_INST /* download slot of object 5 */
 
 struct sim;
@@ -150,11 +150,11 @@ struct sim_block1 {
   uint16_t ct;
   uint32_t next_num;
   size_t offset;
-  bool package;        /* streaming into resource 0 */
-  unsigned afu_index;  /* when package */
+  bool package;       /* streaming into resource 0 */
+  unsigned afu_index; /* when package */
   struct pkg_stream pkg;
-  size_t lose_at;      /* lost-download fault: stop here (0: never) */
-  uint8_t *buf;        /* other writes, up to SIM_BODY_MAX */
+  size_t lose_at; /* lost-download fault: stop here (0: never) */
+  uint8_t *buf;   /* other writes, up to SIM_BODY_MAX */
   struct loop_timer timer;
 };
 
@@ -163,7 +163,7 @@ enum dev_state {
   DEV_WAIT_REGISTER, /* queued behind --register-rate */
   DEV_REGISTERING,
   DEV_REGISTERED,
-  DEV_ASLEEP,        /* queue mode, socket closed */
+  DEV_ASLEEP, /* queue mode, socket closed */
   DEV_REBOOTING,
   DEV_OFFLINE,       /* offline fault */
   DEV_DISABLED,      /* /1/0/4 executed */
@@ -466,9 +466,8 @@ char *obj_discover(struct sim_dev *d, const struct lwm2m_path *p);
 /* The Register / Update payload, new string. */
 char *obj_register_links(const struct sim_dev *d);
 /* Writes a complete package (Write with the whole image) to resource 0. */
-int obj_push_whole(struct sim_dev *d, struct afu_inst *in,
-                   const uint8_t *data, size_t len, char *err,
-                   size_t errlen);
+int obj_push_whole(struct sim_dev *d, struct afu_inst *in, const uint8_t *data,
+                   size_t len, char *err, size_t errlen);
 /* Feeds the end of a push (block-wise or whole) to the state machine. */
 void obj_push_finish(struct sim_dev *d, struct afu_inst *in,
                      struct pkg_stream *pkg, char *err, size_t errlen);

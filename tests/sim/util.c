@@ -220,8 +220,7 @@ static const struct {
     [FAULT_ROLLBACK] = {"rollback", true,
                         "silent rollback: comes back with the old version, "
                         "Idle, Result 0"},
-    [FAULT_NO_RETURN] = {"no-return", true,
-                         "never comes back after Update"},
+    [FAULT_NO_RETURN] = {"no-return", true, "never comes back after Update"},
     [FAULT_REBOOT_LOOP] = {"reboot-loop", true,
                            "after Update: registers, crashes, reboots, "
                            "forever"},
@@ -303,8 +302,10 @@ int sim_fault_spec_parse(const char *s, struct sim_fault_spec *out, char *err,
 
   memset(out, 0, sizeof(*out));
   if (!colon || sim_fault_parse(s, (size_t)(colon - s), &out->kind) < 0) {
-    snprintf(err, errlen, "'%s': expected KIND:FRACTION or KIND:EP,EP,... "
-             "with a known KIND (see --help)", s);
+    snprintf(err, errlen,
+             "'%s': expected KIND:FRACTION or KIND:EP,EP,... "
+             "with a known KIND (see --help)",
+             s);
     return -EINVAL;
   }
   spec = colon + 1;
@@ -363,7 +364,8 @@ void sim_fault_pick(double fraction, size_t count, uint64_t seed,
                     enum sim_fault kind, uint8_t *pick)
 {
   size_t k = (size_t)llround(fraction * (double)count);
-  uint64_t state = seed ^ ((uint64_t)(kind + 1) * UINT64_C(0x2545f4914f6cdd1d));
+  uint64_t state =
+      seed ^ ((uint64_t)(kind + 1) * UINT64_C(0x2545f4914f6cdd1d));
   size_t *ix;
 
   memset(pick, 0, count);

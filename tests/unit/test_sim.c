@@ -13,9 +13,8 @@
 #include <string.h>
 
 static char err[256];
-static const uint32_t all_protos = (1u << AFU_PROTO_COAP) |
-                                   (1u << AFU_PROTO_COAPS) |
-                                   (1u << AFU_PROTO_HTTP);
+static const uint32_t all_protos =
+    (1u << AFU_PROTO_COAP) | (1u << AFU_PROTO_COAPS) | (1u << AFU_PROTO_HTTP);
 
 /* A device with components app 1.0, modem 2.1 and tee 0.9. */
 static void three(struct afu *a)
@@ -96,8 +95,8 @@ static void test_uri_errors(void)
   char longuri[300];
 
   three(&a);
-  is_int(afu_write_uri(&a, &a.inst[0], "ftp://host/x", 1, err, sizeof(err)),
-         0, "unknown scheme: Write succeeds");
+  is_int(afu_write_uri(&a, &a.inst[0], "ftp://host/x", 1, err, sizeof(err)), 0,
+         "unknown scheme: Write succeeds");
   is_int(a.inst[0].result, AFU_R_BAD_PROTOCOL, "... with result 9");
   is_int(a.inst[0].state, AFU_IDLE, "... staying idle");
   is_int(afu_write_uri(&a, &a.inst[0], "https://host/x", 1, err, sizeof(err)),
@@ -222,20 +221,19 @@ static void test_exec_args(void)
   download(&a, 1, "2.2", 2);
   download(&a, 2, "1.0", 3);
 
-  is_int(afu_parse_update_args(&a, 0, "0", 1, &batch, &only, err,
-                               sizeof(err)),
+  is_int(afu_parse_update_args(&a, 0, "0", 1, &batch, &only, err, sizeof(err)),
          0, "bare 0 parses");
   ok(only, "... as this instance only");
 #define ARG(s) s, sizeof(s) - 1
-  is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/1>,</33629/2>'"),
-                               &batch, &only, err, sizeof(err)),
+  is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/1>,</33629/2>'"), &batch,
+                               &only, err, sizeof(err)),
          0, "link list parses");
   is_int(batch, 7, "... to self + 1 + 2");
   is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/0>'"), &batch, &only,
                                err, sizeof(err)),
          -EINVAL, "self-reference refused");
-  is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/1>,</33629/1>'"),
-                               &batch, &only, err, sizeof(err)),
+  is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/1>,</33629/1>'"), &batch,
+                               &only, err, sizeof(err)),
          -EINVAL, "duplicate refused");
   is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/9>'"), &batch, &only,
                                err, sizeof(err)),
@@ -243,9 +241,9 @@ static void test_exec_args(void)
   is_int(afu_parse_update_args(&a, 0, ARG("0='</3/0>'"), &batch, &only, err,
                                sizeof(err)),
          -EINVAL, "link to another object refused");
-  is_int(afu_parse_update_args(&a, 0, ARG("1"), &batch, &only, err,
-                               sizeof(err)),
-         -EINVAL, "argument 1 refused");
+  is_int(
+      afu_parse_update_args(&a, 0, ARG("1"), &batch, &only, err, sizeof(err)),
+      -EINVAL, "argument 1 refused");
   is_int(afu_parse_update_args(&a, 0, ARG("0='</33629/1>,'"), &batch, &only,
                                err, sizeof(err)),
          -EINVAL, "trailing comma refused");
@@ -312,8 +310,7 @@ static void test_dependencies(void)
   is_int(a.inst[0].result, AFU_R_DEPENDENCY, "... result 13");
   is_int(afu_take_effects(&a).install, 0, "... nothing installs");
   download(&a, 1, "3.1", 4);
-  is_int(a.inst[0].conflicting, 1u << 1,
-         "/17 kept while result is 13");
+  is_int(a.inst[0].conflicting, 1u << 1, "/17 kept while result is 13");
   is_int(afu_exec_update(&a, &a.inst[0], "", 0, 5, err, sizeof(err)), 0,
          "Update with the modem linked");
   fx = afu_take_effects(&a);
@@ -499,8 +496,8 @@ static uint8_t *mcuboot(size_t body, bool good_hash, bool dep, size_t *len)
     t[2] = (uint8_t)prot;
     t[4] = 0x40;
     t[6] = 12;
-    t[8] = 1;   /* image 1 */
-    t[12] = 3;  /* >= 3.0.0 */
+    t[8] = 1;  /* image 1 */
+    t[12] = 3; /* >= 3.0.0 */
     t += prot;
   }
   mbedtls_sha256_ret(p, 32 + body + prot, digest, 0);
@@ -540,15 +537,15 @@ static void test_pkg(void)
                    sizeof(err)),
          AFU_R_UNSUPPORTED, "no version anywhere: result 6");
   pol.max_size = 50;
-  is_int(pkg_check(raw, sizeof(raw), "coap://h/fw/app-1.bin", &pol, &info,
-                   err, sizeof(err)),
+  is_int(pkg_check(raw, sizeof(raw), "coap://h/fw/app-1.bin", &pol, &info, err,
+                   sizeof(err)),
          AFU_R_NO_FLASH, "too large: result 2");
   pol.max_size = 1 << 20;
 
   img = mcuboot(1000, true, true, &len);
-  is_int(pkg_check(img, len, "coap://h/fw/blob", &pol, &info, err,
-                   sizeof(err)),
-         0, "MCUboot image accepted");
+  is_int(
+      pkg_check(img, len, "coap://h/fw/blob", &pol, &info, err, sizeof(err)),
+      0, "MCUboot image accepted");
   ok(info.mcuboot, "... recognised");
   is_str(info.version, "2.3.4", "... version from the header");
   is_int(info.ndeps, 1, "... one dependency");
@@ -614,7 +611,8 @@ static void test_util(void)
   ok(sim_version_cmp("2.0.1", "2.0.10") < 0, "2.0.1 < 2.0.10");
   ok(sim_version_cmp("1.0-rc", "1.0") != 0, "1.0-rc != 1.0");
 
-  is_int(sim_pattern_check("sim-%05d", false, err, sizeof(err)), 0, "pattern ok");
+  is_int(sim_pattern_check("sim-%05d", false, err, sizeof(err)), 0,
+         "pattern ok");
   is_int(sim_pattern_check("sim-%s", false, err, sizeof(err)), -EINVAL,
          "%%s refused");
   is_int(sim_pattern_check("sim", false, err, sizeof(err)), -EINVAL,
