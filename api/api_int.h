@@ -57,6 +57,9 @@ struct api {
   int64_t started_mono;
   struct loop_timer timer;
   struct api_req *waiting; /* suspended requests, via waiting_next */
+  /* A connection was resumed: MHD must run in the next iteration, which
+   * its epoll fd alone does not guarantee in external epoll mode. */
+  bool kick;
   char *tls_cert, *tls_key; /* PEM, kept while MHD runs */
 
   /* Reloadable settings (api_reconfigure()). */
@@ -188,7 +191,8 @@ void api_remote(struct api_req *req, char *buf, size_t len);
 int api_query_cursor_id(struct api_req *req, int64_t *out);
 
 /* auth.c: bearer tokens and rate limits; return 0 or reply and -1. */
-int api_auth_start(struct api *api, char *err, size_t errlen);
+int api_auth_start(struct api *api, const char *token_file, char *err,
+                   size_t errlen);
 void api_auth_stop(struct api *api);
 int api_authenticate(struct api_req *req, enum api_scope need);
 /* idempotency.c: 1 if a stored reply was replayed, 0 to go on, -1 if it
@@ -212,6 +216,9 @@ struct api_event_count {
   uint64_t n;
 };
 size_t api_events_counts(struct api *api, const struct api_event_count **out);
+/* Deregistrations by reason (deregistered, expired, replaced). */
+size_t api_events_reasons(struct api *api,
+                          const struct api_event_count **out);
 size_t api_events_streams(struct api *api);
 /* Sends a streaming reply whose body comes from reader (MHD's callback). */
 void api_reply_stream(struct api_req *req, const char *content_type,
@@ -255,6 +262,10 @@ void api_revoke_token(struct api_req *req);
 void api_list_audit(struct api_req *req);
 void api_get_events(struct api_req *req);
 void api_get_metrics(struct api_req *req);
+void api_list_device_components(struct api_req *req);
+void api_get_device_timeline(struct api_req *req);
+void api_list_component_versions(struct api_req *req);
+void api_list_device_sent(struct api_req *req);
 void api_get_openapi(struct api_req *req);
 
 #endif

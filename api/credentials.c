@@ -95,8 +95,8 @@ static int opt_string(struct api_req *req, json_t *body, const char *key,
     return 0;
   if (!json_is_string(v) || json_string_length(v) == 0 ||
       json_string_length(v) > max) {
-    api_reply_error(req, 400, "bad_request",
-                    "%s: expected a string of 1 to %zu characters", key, max);
+    api_reply_invalid(req, key, "expected a string of 1 to %zu characters",
+                      max);
     return -EINVAL;
   }
   *out = json_string_value(v);
@@ -112,6 +112,8 @@ static int opt_string(struct api_req *req, json_t *body, const char *key,
  */
 void api_create_credential(struct api_req *req)
 {
+  static const char *const fields[] = {"endpoint", "type", "identity", "key",
+                                       "public_key", NULL};
   struct db_credential c = {0};
   uint8_t key[PSK_MAX], pub[RPK_MAX];
   char hex[2 * PSK_MAX + 1] = "";
@@ -122,15 +124,15 @@ void api_create_credential(struct api_req *req)
 
   if (!body)
     return;
-  if (opt_string(req, body, "endpoint", 255, &ep) < 0 ||
+  if (api_check_fields(req, body, fields) < 0 ||
+      opt_string(req, body, "endpoint", 255, &ep) < 0 ||
       opt_string(req, body, "type", 8, &type) < 0 ||
       opt_string(req, body, "identity", PSK_IDENTITY_MAX, &identity) < 0 ||
       opt_string(req, body, "key", 2 * PSK_MAX, &keyhex) < 0 ||
       opt_string(req, body, "public_key", RPK_MAX * 2, &pubb64) < 0)
     goto out;
   if (!ep || !type) {
-    api_reply_error(req, 400, "bad_request", "%s: required",
-                    ep ? "type" : "endpoint");
+    api_reply_invalid(req, ep ? "type" : "endpoint", "required");
     goto out;
   }
   c.endpoint = ep;
@@ -141,8 +143,8 @@ void api_create_credential(struct api_req *req)
     if (keyhex) {
       if (hex_decode(keyhex, key, sizeof(key), &c.secret_len) < 0 ||
           c.secret_len < 8) {
-        api_reply_error(req, 400, "bad_request",
-                        "key: expected 8 to %d bytes in hex", PSK_MAX);
+        api_reply_invalid(req, "key", "expected 8 to %d bytes in hex",
+                          PSK_MAX);
         goto out;
       }
     } else {
@@ -160,25 +162,39 @@ void api_create_credential(struct api_req *req)
                               (const unsigned char *)pubb64,
                               strlen(pubb64)) != 0 ||
         c.public_key_len == 0) {
-      api_reply_error(req, 400, "bad_request",
-                      "public_key: expected the DER SubjectPublicKeyInfo "
-                      "in base64");
+      api_reply_invalid(req, "public_key",
+                        "expected the DER SubjectPublicKeyInfo in base64");
       goto out;
     }
     c.public_key = pub;
   } else if (strcmp(type, "x509") == 0) {
     if (!identity) {
-      api_reply_error(req, 400, "bad_request",
-                      "identity: the certificate CN is required");
+      api_reply_invalid(req, "identity", "the certificate CN is required");
       goto out;
     }
     c.identity = identity;
   } else {
-    api_reply_error(req, 400, "bad_request",
-                    "type: expected psk, rpk or x509");
+    api_reply_invalid(req, "type", "expected psk, rpk or x509");
+    goto out;
+  }
+  /* The credential and its audit row go in together, or not at all. */
+  if (db_action_begin(req->api->db) < 0) {
+    api_reply_error(req, 500, "internal", "cannot store the credential");
     goto out;
   }
   rc = db_credential_add(req->api->db, &c);
+  if (rc == 0) {
+    char *target = xasprintf("/api/v1/credentials/%s", ep);
+
+    rc = api_audit(req, "credential.create", target,
+                   json_pack("{s:s, s:s?, s:b}", "type", type, "identity",
+                             c.identity, "generated", generated));
+    free(target);
+  }
+  if (rc == 0)
+    rc = db_action_end(req->api->db, true);
+  if (rc < 0)
+    db_action_end(req->api->db, false);
   if (rc == -EEXIST) {
     api_reply_error(req, 409, "conflict",
                     "a credential for this endpoint or identity exists");
@@ -205,20 +221,46 @@ out:
   json_decref(body);
 }
 
-/* DELETE /api/v1/credentials/{ep} */
+/* DELETE /api/v1/credentials/{ep}, with If-Match if the caller wants to
+ * be sure it deletes what it last saw. */
 void api_delete_credential(struct api_req *req)
 {
-  int rc = db_credential_delete(req->api->db, req->params[0]);
+  json_t *arr = json_array(), *cur;
+  char *target = NULL;
+  int rc = db_credential_by_endpoint(req->api->db, req->params[0],
+                                     add_credential, arr);
 
   if (rc == -ENOENT) {
     api_reply_error(req, 404, "not_found", "no credential for '%s'",
                     req->params[0]);
-    return;
+    goto out;
   }
-  if (rc < 0) {
+  cur = json_array_get(arr, 0);
+  if (rc < 0 || !cur) {
+    api_reply_error(req, 500, "internal", "cannot read the credential");
+    goto out;
+  }
+  if (api_check_if_match(req, cur, false) < 0)
+    goto out;
+  if (db_action_begin(req->api->db) < 0) {
     api_reply_error(req, 500, "internal", "cannot delete the credential");
-    return;
+    goto out;
+  }
+  target = xasprintf("/api/v1/credentials/%s", req->params[0]);
+  rc = db_credential_delete(req->api->db, req->params[0]);
+  if (rc == 0)
+    rc = api_audit(req, "credential.delete", target,
+                   json_pack("{s:O}", "type", json_object_get(cur, "type")));
+  if (rc == 0)
+    rc = db_action_end(req->api->db, true);
+  if (rc < 0) {
+    db_action_end(req->api->db, false);
+    api_reply_error(req, 500, "internal", "cannot delete the credential");
+    goto out;
   }
   log_info("credential of %s deleted", req->params[0]);
   api_reply_json(req, 200, json_pack("{s:s}", "deleted", req->params[0]));
+out:
+  free(target);
+  json_decref(arr);
 }

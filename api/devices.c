@@ -78,15 +78,13 @@ void api_list_devices(struct api_req *req)
     bool b;
 
     if (parse_bool(online, &b) < 0) {
-      api_reply_error(req, 400, "bad_request",
-                      "online: expected true or false");
+      api_reply_invalid(req, "online", "expected true or false");
       return;
     }
     registered = b;
   }
   if (object && parse_int64(object, 0, 65535, &oid) < 0) {
-    api_reply_error(req, 400, "bad_request",
-                    "object: expected an object id from 0 to 65535");
+    api_reply_invalid(req, "object", "expected an object id from 0 to 65535");
     return;
   }
   lc.arr = json_array();
@@ -188,12 +186,35 @@ static unsigned http_status_for(uint8_t code)
   }
 }
 
+const char *const api_failure_names[API_DEVICE_FAILURES] = {
+    "timeout", "unreachable", "bad_answer", "asleep", "other"};
+
+/* Counts the device's answer, or why there was none, for /metrics. */
+static void count_answer(struct api *api, const struct srv_result *res)
+{
+  if (res->queued_id > 0)
+    return;
+  if (res->status == 0)
+    api->device_codes[res->code]++;
+  else if (res->status == -ETIMEDOUT)
+    api->device_failures[0]++;
+  else if (res->status == -ENOTCONN)
+    api->device_failures[1]++;
+  else if (res->status == -EPROTO)
+    api->device_failures[2]++;
+  else if (res->status == -EAGAIN)
+    api->device_failures[3]++;
+  else
+    api->device_failures[4]++;
+}
+
 static void op_done(void *arg, const struct srv_result *res)
 {
   struct api_req *req = arg;
   char code[8];
   json_t *body;
 
+  count_answer(req->api, res);
   if (res->queued_id > 0) {
     api_resume(req, 202,
                json_pack("{s:s, s:I, s:s}", "status", "queued", "request_id",
@@ -333,6 +354,9 @@ static int parse_attrs(const json_t *o, char *buf, size_t len, char *err,
  */
 void api_device_op(struct api_req *req)
 {
+  static const char *const fields[] = {
+      "path",   "format", "timeout",    "queue", "value",
+      "values", "args",   "attributes", "paths", NULL};
   struct api *api = req->api;
   const char *ep = req->params[0];
   struct srv_request sr = {0};
@@ -354,41 +378,43 @@ void api_device_op(struct api_req *req)
     goto out;
   }
   body = req->body_len ? api_body_json(req) : json_object();
-  if (!body)
+  if (!body || api_check_fields(req, body, fields) < 0)
     goto out;
   v = json_object_get(body, "path");
   path = json_string_value(v);
   if (v && !path) {
-    api_reply_error(req, 400, "bad_request", "path: expected a string");
+    api_reply_invalid(req, "path", "expected a string");
     goto out;
   }
   if (!path)
     path = "/";
   if (lwm2m_path_parse(path, &sr.path) < 0) {
-    api_reply_error(req, 400, "bad_request",
-                    "path: '%s' is not an LwM2M path like /3/0/1", path);
+    api_reply_invalid(req, "path", "'%s' is not an LwM2M path like /3/0/1",
+                      path);
     goto out;
   }
   v = json_object_get(body, "format");
+  sr.has_format = v != NULL;
   if (v && parse_format(v, &sr.format) < 0) {
-    api_reply_error(req, 400, "bad_request",
-                    "format: expected tlv, senml-json, senml-cbor, text, "
-                    "opaque, cbor, lwm2m-json or a supported number");
+    api_reply_invalid(req, "format",
+                      "expected tlv, senml-json, senml-cbor, text, opaque, "
+                      "cbor, lwm2m-json or a supported number");
     goto out;
   }
   v = json_object_get(body, "timeout");
   if (v) {
     if (!json_is_integer(v) || json_integer_value(v) < 1 ||
         json_integer_value(v) > 3600) {
-      api_reply_error(req, 400, "bad_request",
-                      "timeout: expected whole seconds from 1 to 3600");
+      api_reply_invalid(req, "timeout",
+                        "expected whole seconds from 1 to "
+                        "3600");
       goto out;
     }
     sr.timeout_ms = json_integer_value(v) * 1000;
   }
   v = json_object_get(body, "queue");
   if (v && !json_is_boolean(v)) {
-    api_reply_error(req, 400, "bad_request", "queue: expected true or false");
+    api_reply_invalid(req, "queue", "expected true or false");
     goto out;
   }
   sr.allow_queue = !v || json_is_true(v);
@@ -408,13 +434,12 @@ void api_device_op(struct api_req *req)
       v = one;
     }
     if (!v) {
-      api_reply_error(req, 400, "bad_request",
-                      "values: required, e.g. {\"/1/0/1\": 300}");
+      api_reply_invalid(req, "values", "required, e.g. {\"/1/0/1\": 300}");
       goto out;
     }
     if (lwm2m_records_from_json(v, &sr.path, srv_model(api->srv), &values, err,
                                 sizeof(err)) < 0) {
-      api_reply_error(req, 400, "bad_request", "values: %s", err);
+      api_reply_invalid(req, "values", "%s", err);
       goto out;
     }
     sr.values = &values;
@@ -425,15 +450,13 @@ void api_device_op(struct api_req *req)
       const char *a = json_string_value(v);
 
       if (!a || lwm2m_exec_args_check(a, strlen(a), err, sizeof(err)) < 0) {
-        api_reply_error(req, 400, "bad_request", "args: %s",
-                        a ? err : "expected a string");
+        api_reply_invalid(req, "args", "%s", a ? err : "expected a string");
         goto out;
       }
       sr.args = a;
     }
     if (sr.path.len != 3) {
-      api_reply_error(req, 400, "bad_request",
-                      "path: execute needs a resource path /O/I/R");
+      api_reply_invalid(req, "path", "execute needs a resource path /O/I/R");
       goto out;
     }
     break;
@@ -453,8 +476,7 @@ void api_device_op(struct api_req *req)
 
     if (!json_is_array(a) || json_array_size(a) == 0 ||
         json_array_size(a) > 256) {
-      api_reply_error(req, 400, "bad_request",
-                      "paths: expected an array of 1 to 256 paths");
+      api_reply_invalid(req, "paths", "expected an array of 1 to 256 paths");
       goto out;
     }
     paths = xcalloc(json_array_size(a), sizeof(*paths));
@@ -462,8 +484,10 @@ void api_device_op(struct api_req *req)
     {
       if (!json_is_string(v) ||
           lwm2m_path_parse(json_string_value(v), &paths[i]) < 0) {
-        api_reply_error(req, 400, "bad_request",
-                        "paths[%zu]: expected an LwM2M path", i);
+        char field[32];
+
+        snprintf(field, sizeof(field), "paths[%zu]", i);
+        api_reply_invalid(req, field, "expected an LwM2M path");
         goto out;
       }
     }
@@ -473,8 +497,7 @@ void api_device_op(struct api_req *req)
   }
   case SRV_OP_DELETE:
     if (sr.path.len != 2) {
-      api_reply_error(req, 400, "bad_request",
-                      "path: delete needs an instance path /O/I");
+      api_reply_invalid(req, "path", "delete needs an instance path /O/I");
       goto out;
     }
     break;
@@ -487,8 +510,7 @@ void api_device_op(struct api_req *req)
   if (sr.op != SRV_OP_READ_COMPOSITE && sr.op != SRV_OP_OBSERVE_COMPOSITE &&
       sr.op != SRV_OP_CANCEL_OBSERVE_COMPOSITE &&
       sr.op != SRV_OP_WRITE_COMPOSITE && sr.path.len == 0) {
-    api_reply_error(req, 400, "bad_request", "path: required for %s",
-                    req->params[1]);
+    api_reply_invalid(req, "path", "required for %s", req->params[1]);
     goto out;
   }
 
@@ -508,18 +530,21 @@ struct req_list_ctx {
   json_t *arr;
 };
 
-/* GET /api/v1/devices/{ep}/requests?after=ID&limit=N */
+/* GET /api/v1/devices/{ep}/requests?cursor=ID&limit=N (after=ID is the
+ * older name of cursor) */
 void api_list_device_requests(struct api_req *req)
 {
   const char *after = api_query(req, "after");
   int64_t after_id = 0;
   int limit;
-  json_t *arr;
+  json_t *arr, *last;
+  char next[24] = "";
 
-  if (api_query_limit(req, 100, 1000, &limit) < 0)
+  if (api_query_limit(req, 100, 1000, &limit) < 0 ||
+      api_query_cursor_id(req, &after_id) < 0)
     return;
   if (after && parse_int64(after, 0, INT64_MAX, &after_id) < 0) {
-    api_reply_error(req, 400, "bad_request", "after: expected a request id");
+    api_reply_invalid(req, "after", "expected a request id");
     return;
   }
   arr = srv_queue_json(req->api->srv, req->params[0], after_id, limit);
@@ -528,7 +553,13 @@ void api_list_device_requests(struct api_req *req)
                     req->params[0]);
     return;
   }
-  api_reply_json(req, 200, json_pack("{s:o}", "requests", arr));
+  last = json_array_get(arr, json_array_size(arr) - 1);
+  if (json_array_size(arr) == (size_t)limit && last)
+    snprintf(next, sizeof(next), "%lld",
+             (long long)json_integer_value(json_object_get(last, "id")));
+  api_reply_json(req, 200,
+                 json_pack("{s:o, s:s?}", "requests", arr, "next_cursor",
+                           next[0] ? next : NULL));
 }
 
 static int request_id(struct api_req *req, int64_t *id)

@@ -4,19 +4,47 @@
 
 #define LOG_TAG "api"
 
-/* Every route of the REST API; docs and tests walk this table. */
+/*
+ * Every route of the REST API, with the scope its caller's token needs
+ * (API_SCOPE_*; a route without one keeps fotad from starting) and its
+ * flags. api/openapi.json documents each one: tests/unit/test_api.c checks
+ * both ways, so a new route goes in both places.
+ */
 const struct api_route api_routes[] = {
-    {"GET", "/api/v1/health", api_get_health},
-    {"GET", "/api/v1/devices", api_list_devices},
-    {"GET", "/api/v1/devices/{ep}", api_get_device},
-    {"GET", "/api/v1/devices/{ep}/requests", api_list_device_requests},
-    {"POST", "/api/v1/devices/{ep}/{op}", api_device_op},
-    {"GET", "/api/v1/requests/{id}", api_get_request},
-    {"DELETE", "/api/v1/requests/{id}", api_cancel_request},
-    {"GET", "/api/v1/credentials", api_list_credentials},
-    {"POST", "/api/v1/credentials", api_create_credential},
-    {"GET", "/api/v1/credentials/{ep}", api_get_credential},
-    {"DELETE", "/api/v1/credentials/{ep}", api_delete_credential},
+    {"GET", "/api/v1/health", api_get_health, API_SCOPE_PUBLIC, 0},
+    {"GET", "/api/v1/openapi.json", api_get_openapi, API_SCOPE_READ, 0},
+    {"GET", "/metrics", api_get_metrics, API_SCOPE_METRICS, 0},
+    {"GET", "/api/v1/events", api_get_events, API_SCOPE_READ, 0},
+    {"GET", "/api/v1/devices", api_list_devices, API_SCOPE_READ, 0},
+    {"GET", "/api/v1/devices/{ep}", api_get_device, API_SCOPE_READ, 0},
+    {"GET", "/api/v1/devices/{ep}/requests", api_list_device_requests,
+     API_SCOPE_READ, 0},
+    {"POST", "/api/v1/devices/{ep}/{op}", api_device_op, API_SCOPE_OPERATOR,
+     0},
+    {"GET", "/api/v1/requests/{id}", api_get_request, API_SCOPE_READ, 0},
+    {"DELETE", "/api/v1/requests/{id}", api_cancel_request,
+     API_SCOPE_OPERATOR, 0},
+    {"GET", "/api/v1/credentials", api_list_credentials, API_SCOPE_ADMIN, 0},
+    {"POST", "/api/v1/credentials", api_create_credential, API_SCOPE_ADMIN,
+     API_IDEMPOTENT},
+    {"GET", "/api/v1/credentials/{ep}", api_get_credential, API_SCOPE_ADMIN,
+     0},
+    {"DELETE", "/api/v1/credentials/{ep}", api_delete_credential,
+     API_SCOPE_ADMIN, 0},
+    {"GET", "/api/v1/tokens", api_list_tokens, API_SCOPE_ADMIN, 0},
+    {"POST", "/api/v1/tokens", api_create_token, API_SCOPE_ADMIN,
+     API_IDEMPOTENT},
+    {"GET", "/api/v1/tokens/{id}", api_get_token, API_SCOPE_ADMIN, 0},
+    {"DELETE", "/api/v1/tokens/{id}", api_revoke_token, API_SCOPE_ADMIN, 0},
+    {"GET", "/api/v1/audit", api_list_audit, API_SCOPE_ADMIN, 0},
+    {"GET", "/api/v1/devices/{ep}/components", api_list_device_components,
+     API_SCOPE_READ, 0},
+    {"GET", "/api/v1/devices/{ep}/timeline", api_get_device_timeline,
+     API_SCOPE_READ, 0},
+    {"GET", "/api/v1/components", api_list_component_versions,
+     API_SCOPE_READ, 0},
+    {"GET", "/api/v1/devices/{ep}/sent", api_list_device_sent,
+     API_SCOPE_READ, 0},
 };
 const size_t api_nroutes = ARRAY_SIZE(api_routes);
 

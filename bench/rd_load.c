@@ -155,14 +155,6 @@ static void on_signal(int sig)
   stop_flag = 1;
 }
 
-static int64_t mono_us(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int64_t wall_ms(void)
 {
   struct timespec ts;
@@ -1015,6 +1007,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->do_update = true;
   } else {
     log_err("--phase: register, update or both");
+    return -EINVAL;
+  }
+  /* Each endpoint keeps its location (LOC_MAX bytes). */
+  if (o->clients * o->regs_per_client > 20000000) {
+    log_err("--clients times --regs-per-client: at most 20000000");
     return -EINVAL;
   }
   /* No cap means every slot of every socket. */

@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "db/db.h"
+#include "orchestrator/orch.h"
 #include "server/srv.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct daemon {
   struct loop *loop;
   struct db *db;
   struct srv *srv;
+  struct orch *orch;
   struct api *api;
   int ready_fd; /* pipe to the waiting parent when daemonizing, or -1 */
 };
@@ -99,6 +101,20 @@ static int validate_settings(const struct settings *cfg, const char *path,
   }
   if (cfg->dtls_cert_file[0] && !cfg->dtls_key_file[0]) {
     snprintf(err, errlen, "%s: dtls_key_file: required with dtls_cert_file",
+             path ? path : "(defaults)");
+    return -EINVAL;
+  }
+  if (!cfg->http_tls_cert_file[0] != !cfg->http_tls_key_file[0]) {
+    snprintf(err, errlen, "%s: %s: required with %s",
+             path ? path : "(defaults)",
+             cfg->http_tls_cert_file[0] ? "http_tls_key_file"
+                                        : "http_tls_cert_file",
+             cfg->http_tls_cert_file[0] ? "http_tls_cert_file"
+                                        : "http_tls_key_file");
+    return -EINVAL;
+  }
+  if (cfg->api_token_file[0] == '\0') {
+    snprintf(err, errlen, "%s: api_token_file: must not be empty",
              path ? path : "(defaults)");
     return -EINVAL;
   }
@@ -175,7 +191,15 @@ static void reload(struct daemon *d)
     log_warn("%s changed: it takes effect only after a restart", key);
   conf_apply_reloadable(settings_table, settings_count, &d->cfg, &fresh);
   apply_log_level(d);
-  api_set_max_body(d->api, d->cfg.http_max_body);
+  api_reconfigure(d->api, &(struct api_config){
+                              .max_body = d->cfg.http_max_body,
+                              .rate_limit = d->cfg.api_rate_limit,
+                              .rate_burst = d->cfg.api_rate_burst,
+                              .metrics_public = d->cfg.metrics_public,
+                              .events_retention_s = d->cfg.events_retention,
+                              .idempotency_window_s =
+                                  d->cfg.idempotency_window,
+                          });
 out:
   conf_free(settings_table, settings_count, &fresh);
 }
@@ -264,11 +288,24 @@ static int run(struct daemon *d)
       .max_body = d->cfg.http_max_body,
       .max_connections = d->cfg.http_max_connections,
       .conn_timeout_s = d->cfg.http_connection_timeout,
+      .tls_cert_file = d->cfg.http_tls_cert_file,
+      .tls_key_file = d->cfg.http_tls_key_file,
+      .rate_limit = d->cfg.api_rate_limit,
+      .rate_burst = d->cfg.api_rate_burst,
+      .metrics_public = d->cfg.metrics_public,
+      .events_retention_s = d->cfg.events_retention,
+      .events_heartbeat_s = d->cfg.events_heartbeat,
+      .events_max_streams = d->cfg.events_max_streams,
+      .idempotency_window_s = d->cfg.idempotency_window,
+  };
+  struct orch_config ocfg = {
+      .reconcile_interval = d->cfg.component_reconcile_interval,
+      .observe_pmax = d->cfg.component_observe_pmax,
   };
   struct sigaction sa = {.sa_handler = on_signal};
   sigset_t block, wait_mask;
   char err[512] = "";
-  char *db_file = NULL;
+  char *db_file = NULL, *token_file = NULL;
   int rc = 1;
   int r;
 
@@ -299,6 +336,11 @@ static int run(struct daemon *d)
   db_file = d->cfg.database[0] == '/'
                 ? xstrdup(d->cfg.database)
                 : xasprintf("%s/%s", d->cfg.state_dir, d->cfg.database);
+  token_file = d->cfg.api_token_file[0] == '/'
+                   ? xstrdup(d->cfg.api_token_file)
+                   : xasprintf("%s/%s", d->cfg.state_dir,
+                               d->cfg.api_token_file);
+  acfg.token_file = token_file;
   d->db =
       db_open(db_file, (int)d->cfg.db_busy_timeout * 1000, err, sizeof(err));
   if (!d->db) {
@@ -311,6 +353,11 @@ static int run(struct daemon *d)
   loop_set_wait_sigmask(d->loop, &wait_mask);
   d->srv = srv_new(d->loop, d->db, &scfg, err, sizeof(err));
   if (!d->srv) {
+    log_err("%s", err);
+    goto out;
+  }
+  d->orch = orch_new(d->loop, d->db, d->srv, &ocfg, err, sizeof(err));
+  if (!d->orch) {
     log_err("%s", err);
     goto out;
   }
@@ -332,10 +379,12 @@ static int run(struct daemon *d)
   rc = 0;
 out:
   api_free(d->api);
+  orch_free(d->orch);
   srv_free(d->srv);
   db_close(d->db);
   loop_free(d->loop);
   free(db_file);
+  free(token_file);
   if (rc == 0)
     log_info("stopped");
   return rc;

@@ -25,10 +25,22 @@ struct settings {
   int64_t request_timeout;
   int64_t queue_awake_window;
   int64_t queue_request_expiry;
+  int64_t component_reconcile_interval;
+  int64_t component_observe_pmax;
   char *http_listen;
   int64_t http_max_body;
   int64_t http_max_connections;
   int64_t http_connection_timeout;
+  char *http_tls_cert_file;
+  char *http_tls_key_file;
+  char *api_token_file;
+  int64_t api_rate_limit;
+  int64_t api_rate_burst;
+  bool metrics_public;
+  int64_t events_retention;
+  int64_t events_heartbeat;
+  int64_t events_max_streams;
+  int64_t idempotency_window;
 };
 
 extern const struct conf_desc settings_table[];

@@ -170,6 +170,12 @@ int db_requests_count_queued(struct db *db, int64_t *n);
 /* Stores the values of a Send operation as JSON. */
 int db_sent_values_add(struct db *db, int64_t device_id, int64_t at,
                        int content_format, const char *data_json);
+/* A device's Send values with id > after_id, oldest first. */
+int db_sent_values_list(struct db *db, int64_t device_id, int64_t after_id,
+                        int limit,
+                        void (*cb)(void *arg, int64_t id, int64_t at,
+                                   int content_format, const char *data),
+                        void *arg);
 
 /* A device row with its registration, for listings. */
 struct db_device {
@@ -356,5 +362,52 @@ int db_idem_get(struct db *db, int64_t token_id, const char *key,
 int db_idem_put(struct db *db, const struct db_idem *r);
 /* Deletes the replies stored before before; sets *n. */
 int db_idem_purge(struct db *db, int64_t before, int64_t *n);
+
+/*
+ * Firmware components: instances of 33629 and /5/0. Integer fields are -1
+ * when unknown (NULL in the table); strings NULL when unknown.
+ */
+struct db_component {
+  int64_t id;
+  int64_t device_id;
+  const char *endpoint; /* output only */
+  int oid, iid;
+  const char *name;
+  const char *current_version;
+  int64_t state, result;
+  const char *pkg_name, *pkg_version;
+  const char *protocols; /* JSON array of integers */
+  int64_t delivery_method, severity;
+  int64_t last_state_change; /* Unix ms */
+  int64_t max_defer_period;  /* s */
+  const char *linked, *conflicting; /* JSON arrays of instance ids */
+  int64_t updated_at;
+};
+
+typedef void db_component_cb(void *arg, const struct db_component *c);
+
+/* Inserts or replaces the row of (device, object, instance). */
+int db_component_save(struct db *db, const struct db_component *c);
+int db_component_get(struct db *db, int64_t device_id, int oid, int iid,
+                     db_component_cb *cb, void *arg);
+/* A device's components in object and instance order. */
+int db_components_of_device(struct db *db, int64_t device_id,
+                            db_component_cb *cb, void *arg);
+/* Removes components of a device not in the keep list (oid<<16 | iid). */
+int db_components_prune(struct db *db, int64_t device_id,
+                        const uint32_t *keep, size_t n);
+/* The fleet's versions: per component name and version, how many devices
+ * run it (in name, version order). */
+int db_component_versions(struct db *db,
+                          void (*cb)(void *arg, const char *name,
+                                     const char *version, int64_t devices),
+                          void *arg);
+/* Stores /3/0/3 of a device. */
+int db_device_set_firmware(struct db *db, int64_t device_id,
+                           const char *version);
+
+/* A device's timeline (struct db_event), oldest first, ids after after_id. */
+int db_timeline_list(struct db *db, int64_t device_id, int64_t after_id,
+                     int limit, db_event_cb *cb, void *arg);
 
 #endif

@@ -729,3 +729,34 @@ out:
   db_stmt_done(st);
   return rc;
 }
+
+int db_sent_values_list(struct db *db, int64_t device_id, int64_t after_id,
+                        int limit,
+                        void (*cb)(void *arg, int64_t id, int64_t at,
+                                   int content_format, const char *data),
+                        void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, src;
+
+  rc = db_stmt_get(db,
+                   "SELECT id, received_at, content_format, data FROM "
+                   "sent_values WHERE device_id = ?1 AND id > ?2 "
+                   "ORDER BY id LIMIT ?3",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  sqlite3_bind_int64(st, 2, after_id);
+  sqlite3_bind_int(st, 3, limit);
+  while ((src = sqlite3_step(st)) == SQLITE_ROW)
+    cb(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+       sqlite3_column_int(st, 2), col_text(st, 3));
+  if (src != SQLITE_DONE) {
+    log_err("%s: sent values query: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}

@@ -223,8 +223,7 @@ static void reg_remove(struct srv_reg *reg, const char *why)
   timeline(reg, "deregistered", data);
   log_info("%s: %s (location %s)", ep, why, reg->location);
   reg_free(reg);
-  if (srv->ev && srv->ev->deregistered)
-    srv->ev->deregistered(srv->ev_arg, ep, why);
+  SRV_EMIT(srv, deregistered, ep, why);
   free(ep);
 }
 
@@ -619,8 +618,7 @@ static void handle_register(struct srv *srv, coap_session_t *session,
            reg->queue_mode ? ", queue mode" : "", p.n);
   payload_free(&p);
 
-  if (srv->ev && srv->ev->registered)
-    srv->ev->registered(srv->ev_arg, reg->ep, replaced);
+  SRV_EMIT(srv, registered, q.ep, replaced);
   /* The ep string may not survive the callback: look the device up again. */
   reg = srv_reg_find(srv, q.ep);
   if (reg)
@@ -728,8 +726,7 @@ static void handle_update(struct srv *srv, struct srv_reg *reg,
   {
     char *ep = xstrdup(reg->ep);
 
-    if (srv->ev && srv->ev->updated)
-      srv->ev->updated(srv->ev_arg, ep, len > 0);
+    SRV_EMIT(srv, updated, ep, len > 0);
     reg = srv_reg_find(srv, ep);
     if (reg)
       srv_reg_seen(reg, NULL);
@@ -843,8 +840,7 @@ void srv_handle_dp(struct srv *srv, coap_session_t *session,
   {
     char *ep = xstrdup(reg->ep);
 
-    if (srv->ev && srv->ev->send)
-      srv->ev->send(srv->ev_arg, ep, &recs);
+    SRV_EMIT(srv, send, ep, &recs);
     reg = srv_reg_find(srv, ep);
     if (reg)
       srv_reg_seen(reg, session);

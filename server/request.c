@@ -283,7 +283,7 @@ static int send_pdu(struct srv_reg *reg, struct srv_req *r,
                     const struct srv_request *req, char *err, size_t errlen)
 {
   struct srv *srv = reg->srv;
-  uint16_t fmt = req->format ? req->format : reg->format;
+  uint16_t fmt = req->has_format ? req->format : reg->format;
   coap_pdu_code_t code = COAP_REQUEST_CODE_GET;
   int observe = -1;
   int ct = -1, accept = -1;
@@ -646,8 +646,8 @@ static coap_response_t on_notification(struct srv *srv, struct srv_obs *o,
   ep = xstrdup(reg->ep);
   if (res.status < 0) {
     log_info("%s: bad notification: %s", ep, res.error);
-  } else if (srv->ev && srv->ev->notify) {
-    srv->ev->notify(srv->ev_arg, ep, &o->path, &res.values);
+  } else {
+    SRV_EMIT(srv, notify, ep, &o->path, &res.values);
   }
   result_clear(&res);
   /* A notification shows a queue-mode device is awake. */
@@ -758,7 +758,7 @@ static char *request_body_json(const struct srv_request *req)
     }
     json_object_set_new(j, "paths", a);
   }
-  if (req->format)
+  if (req->has_format)
     json_object_set_new(j, "format", json_integer(req->format));
   if (req->timeout_ms)
     json_object_set_new(j, "timeout_ms", json_integer(req->timeout_ms));
@@ -873,7 +873,11 @@ static void flush_one(void *arg, const struct db_request *dr)
       goto out;
     }
     req.paths = paths;
-    req.format = (uint16_t)json_integer_value(json_object_get(body, "format"));
+    if (json_is_integer(json_object_get(body, "format"))) {
+      req.format =
+          (uint16_t)json_integer_value(json_object_get(body, "format"));
+      req.has_format = true;
+    }
     req.timeout_ms = json_integer_value(json_object_get(body, "timeout_ms"));
   }
   if (srv_txn(srv) < 0 ||

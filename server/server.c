@@ -391,10 +391,14 @@ void srv_free(struct srv *srv)
     coap_cleanup();
 }
 
-void srv_set_events(struct srv *srv, const struct srv_events *ev, void *arg)
+int srv_add_listener(struct srv *srv, const struct srv_events *ev, void *arg)
 {
-  srv->ev = ev;
-  srv->ev_arg = arg;
+  if (srv->nlisteners == ARRAY_SIZE(srv->listeners))
+    return -ENOSPC;
+  srv->listeners[srv->nlisteners].ev = ev;
+  srv->listeners[srv->nlisteners].arg = arg;
+  srv->nlisteners++;
+  return 0;
 }
 
 int srv_coap_port(const struct srv *srv)

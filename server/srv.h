@@ -54,7 +54,8 @@ struct srv *srv_new(struct loop *loop, struct db *db,
                     const struct srv_config *cfg, char *err, size_t errlen);
 /* Closes every listener and session; NULL is a no-op. */
 void srv_free(struct srv *srv);
-void srv_set_events(struct srv *srv, const struct srv_events *ev, void *arg);
+/* Adds a listener (at most 8); ev is borrowed and must outlive srv. */
+int srv_add_listener(struct srv *srv, const struct srv_events *ev, void *arg);
 /* The UDP port the CoAP listener is bound to (useful with port 0). */
 int srv_coap_port(const struct srv *srv);
 /* The UDP port of the CoAPS listener, or -1 without one. */
@@ -133,7 +134,8 @@ struct srv_request {
   /* *_COMPOSITE reads and observes: the paths; borrowed. */
   const struct lwm2m_path *paths;
   size_t npaths;
-  uint16_t format;    /* content format to use; 0: the device's default */
+  uint16_t format;    /* content format to use, when has_format */
+  bool has_format;    /* else the device's default */
   int64_t timeout_ms; /* 0: the configured default */
   /* Queue the request if the device sleeps (else fail with -EAGAIN). */
   bool allow_queue;

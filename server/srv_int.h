@@ -87,8 +87,11 @@ struct srv {
   int64_t dtls_handshakes, dtls_failures;
   struct loop_timer io_timer;
   struct loop_timer sweep_timer; /* expires queued requests */
-  const struct srv_events *ev;
-  void *ev_arg;
+  struct {
+    const struct srv_events *ev;
+    void *arg;
+  } listeners[8];
+  size_t nlisteners;
   struct hmap by_ep, by_loc, reqs_by_token, reqs_by_handle, obs_by_token;
   uint64_t next_token;
   uint64_t token_salt;
@@ -96,6 +99,14 @@ struct srv {
   int64_t nawake_cache;
   bool in_txn; /* a write transaction is open until before-sleep */
 };
+
+/* Calls fn of every listener that has it, with the arguments given. */
+#define SRV_EMIT(srv, fn, ...)                                                \
+  do {                                                                        \
+    for (size_t l_ = 0; l_ < (srv)->nlisteners; l_++)                         \
+      if ((srv)->listeners[l_].ev->fn)                                        \
+        (srv)->listeners[l_].ev->fn((srv)->listeners[l_].arg, __VA_ARGS__);   \
+  } while (0)
 
 /* server.c */
 /* Opens the iteration's write transaction if none is open yet; the

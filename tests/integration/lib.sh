@@ -10,6 +10,20 @@ set -u
 : "${COAP_CLIENT:=coap-client-gnutls}"
 FOTAD="$top_builddir/fotad"
 
+# Every API call but health needs a token. fotad_start reads the bootstrap
+# admin token into FOTAD_TOKEN, and "$CURL" becomes this function, which
+# sends it: scripts call "$CURL" as before. REAL_CURL sends nothing.
+REAL_CURL=$CURL
+FOTAD_TOKEN=
+fotad_curl() {
+  if [ -n "$FOTAD_TOKEN" ]; then
+    "$REAL_CURL" -H "Authorization: Bearer $FOTAD_TOKEN" "$@"
+  else
+    "$REAL_CURL" "$@"
+  fi
+}
+CURL=fotad_curl
+
 tap_n=0
 tap_failed=0
 
@@ -52,6 +66,10 @@ FOTAD_PID=
 FOTAD_LOG="$WORK/fotad.log"
 
 cleanup() {
+  if [ -n "${SIM_PID:-}" ] && kill -0 "$SIM_PID" 2>/dev/null; then
+    kill -KILL "$SIM_PID" 2>/dev/null
+    wait "$SIM_PID" 2>/dev/null
+  fi
   if [ -n "$FOTAD_PID" ] && kill -0 "$FOTAD_PID" 2>/dev/null; then
     kill -KILL "$FOTAD_PID" 2>/dev/null
     wait "$FOTAD_PID" 2>/dev/null
@@ -95,6 +113,10 @@ fotad_start() {
   COAPS_PORT=$(sed -n 's/^coaps=//p' "$WORK/ports")
   HTTP_PORT=$(sed -n 's/^http=//p' "$WORK/ports")
   BASE="http://127.0.0.1:$HTTP_PORT"
+  # Written before the port file, on the first start of this state folder.
+  TOKEN_FILE="$WORK/state/api-token"
+  [ -s "$TOKEN_FILE" ] || bail "fotad wrote no bootstrap token to $TOKEN_FILE"
+  FOTAD_TOKEN=$(cat "$TOKEN_FILE")
 }
 
 # Sends SIGTERM and waits (at most 20 s); sets FOTAD_STATUS.
@@ -137,4 +159,52 @@ done_testing() {
     exit 1
   fi
   exit 0
+}
+
+# The fleet simulator: sim_start ARGS... runs fotad-sim against this
+# fotad's CoAP port in the background (log in $WORK/sim.log); sim_stop
+# ends it with SIGTERM and sets SIM_STATUS.
+FOTAD_SIM="$top_builddir/fotad-sim"
+SIM_PID=
+sim_start() {
+  "$FOTAD_SIM" -s "coap://127.0.0.1:$COAP_PORT" "$@" >>"$WORK/sim.log" 2>&1 &
+  SIM_PID=$!
+}
+
+sim_stop() {
+  [ -n "$SIM_PID" ] || return 0
+  kill -TERM "$SIM_PID" 2>/dev/null
+  i=0
+  while kill -0 "$SIM_PID" 2>/dev/null && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  kill -KILL "$SIM_PID" 2>/dev/null
+  wait "$SIM_PID"
+  SIM_STATUS=$?
+  SIM_PID=
+}
+
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+  w_limit=$(($1 * 10))
+  shift
+  w_i=0
+  while ! "$@" >/dev/null 2>&1; do
+    w_i=$((w_i + 1))
+    [ $w_i -le $w_limit ] || return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+# device_online EP: the device is registered.
+device_online() {
+  "$CURL" -sS -m 5 "$BASE/api/v1/devices/$1" | grep -q '"online":true'
+}
+
+# op EP OPERATION JSON: a device-management call; body then status line.
+op() {
+  "$CURL" -sS -m 30 -X POST -H 'Content-Type: application/json' \
+    -w '\n%{http_code}' -d "$3" "$BASE/api/v1/devices/$1/$2"
 }

@@ -221,7 +221,7 @@ static void send_register(struct sim_dev *d)
   free(links);
   d->reg_op = REG_REGISTER;
   d->reg_sent_ms = sim_now(d->sim);
-  d->update_lt = d->update_b = d->update_links = d->update_again = false;
+  d->update_lt = d->update_b = d->update_again = false;
   if (sim_send(d->shard, d->session, pdu) < 0)
     log_warn("%s: cannot send Register", d->ep);
   dev_uplink(d);
@@ -232,18 +232,11 @@ static void send_update(struct sim_dev *d)
   char q[32];
   coap_pdu_t *pdu =
       new_request(d, COAP_REQUEST_CODE_POST, d->reg_token, &d->reg_token_len);
-  bool links = d->update_links;
 
   if (!pdu)
     return;
+  /* The object list never changes, so an Update carries no payload. */
   add_location(d, pdu);
-  if (links) {
-    uint8_t buf[4];
-
-    coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
-                    coap_encode_var_safe(buf, sizeof(buf), LWM2M_CT_LINK),
-                    buf);
-  }
   if (d->update_lt) {
     snprintf(q, sizeof(q), "lt=%lld", (long long)d->lifetime);
     add_query(pdu, q);
@@ -252,13 +245,7 @@ static void send_update(struct sim_dev *d)
     snprintf(q, sizeof(q), "b=%s", binding_text(d));
     add_query(pdu, q);
   }
-  if (links) {
-    char *text = obj_register_links(d);
-
-    coap_add_data(pdu, strlen(text), (const uint8_t *)text);
-    free(text);
-  }
-  d->update_lt = d->update_b = d->update_links = false;
+  d->update_lt = d->update_b = false;
   d->reg_op = REG_UPDATE;
   if (sim_send(d->shard, d->session, pdu) < 0)
     log_warn("%s: cannot send Update", d->ep);
@@ -429,7 +416,7 @@ static void reg_answer(struct sim_dev *d, coap_pdu_code_t code,
       loop_timer_arm(d->sim->loop, &d->reg_timer, update_interval_ms(d));
       if (d->update_again) {
         d->update_again = false;
-        dev_request_update(d, false, false, false);
+        dev_request_update(d, false, false);
       }
     } else {
       /* 4.04: the server forgot us; anything else: start over too. */
@@ -553,11 +540,10 @@ bool dev_wake(struct sim_dev *d)
   return true;
 }
 
-void dev_request_update(struct sim_dev *d, bool lt, bool b, bool links)
+void dev_request_update(struct sim_dev *d, bool lt, bool b)
 {
   d->update_lt |= lt;
   d->update_b |= b;
-  d->update_links |= links;
   if (d->state != DEV_REGISTERED && d->state != DEV_ASLEEP)
     return; /* a Register on its way carries everything */
   if (d->reg_op != REG_NONE) {
@@ -574,7 +560,7 @@ static void on_reg_timer(struct loop *loop, struct loop_timer *t, void *arg)
   struct sim_dev *d = arg;
 
   if (d->state == DEV_REGISTERED || d->state == DEV_ASLEEP) {
-    dev_request_update(d, false, false, false);
+    dev_request_update(d, false, false);
   } else if (d->state == DEV_OFF) {
     set_state(d, DEV_WAIT_REGISTER);
     sim_pace_add(d->sim, d);
@@ -647,7 +633,6 @@ void dev_boot(struct sim_dev *d)
 {
   int64_t now = sim_wall_s(d->sim);
 
-  d->boot_ms = sim_now(d->sim);
   d->life_phase = LIFE_NONE;
   if (d->reboot_kind == REBOOT_INSTALL && d->install_batch) {
     enum afu_outcome out = AFU_OUT_SUCCESS;
@@ -706,7 +691,7 @@ static void come_back(struct sim_dev *d)
   }
   log_info("%s: back online, port %d", d->ep, d->port);
   set_state(d, DEV_REGISTERED);
-  dev_request_update(d, false, false, false);
+  dev_request_update(d, false, false);
 }
 
 static void rebind(struct sim_dev *d)
@@ -731,7 +716,7 @@ static void rebind(struct sim_dev *d)
   if (d->reg_op == REG_UPDATE)
     d->update_again = true;
   d->reg_op = REG_NONE;
-  dev_request_update(d, false, false, false);
+  dev_request_update(d, false, false);
 }
 
 static void on_life_timer(struct loop *loop, struct loop_timer *t, void *arg)
@@ -932,7 +917,6 @@ void dev_afu_changed(struct sim_dev *d)
       !loop_timer_armed(&d->life_timer))
     arm_life(d, LIFE_REBIND, REBIND_AFTER_MS);
   if (downloaded) {
-    d->downloaded_once = true;
     if (dev_has_fault(d, FAULT_OFFLINE) && !d->offline_done &&
         d->life_phase != LIFE_GO_DOWN)
       arm_life(d, LIFE_OFFLINE, 500);

@@ -589,11 +589,13 @@ void dl_start(struct sim_dev *d, unsigned slot)
 {
   struct sim *sim = d->sim;
   struct afu_inst *in = dev_slot_inst(d, slot);
+  struct pkg_policy pol;
   struct sim_dl *dl;
 
   if (!in)
     return;
   dl_abort(d, slot);
+  dev_pkg_policy(d, slot, &pol);
   dl = xcalloc(1, sizeof(*dl));
   dl->peer.kind = PEER_DL;
   dl->peer.owner = dl;
@@ -601,7 +603,7 @@ void dl_start(struct sim_dev *d, unsigned slot)
   dl->slot = slot;
   snprintf(dl->uri, sizeof(dl->uri), "%s", in->uri);
   dl->proto = pkg_uri_proto(dl->uri);
-  pkg_stream_init(&dl->pkg);
+  pkg_stream_init(&dl->pkg, pkg_needs_sha256(in->uri, &pol));
   loop_timer_init(&dl->timer, on_dl_timer, dl);
   d->dl[slot] = dl;
   /* Sockets are budgeted: past the limit a download waits its turn (the

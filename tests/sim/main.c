@@ -455,7 +455,10 @@ static int load_profile(struct sim_opts *o, const char *path, char *err,
   int rc = 0;
 
   if (!root) {
-    snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+    if (jerr.line > 0)
+      snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+    else
+      snprintf(err, errlen, "%s", jerr.text);
     return -EINVAL;
   }
   if (!json_is_object(root)) {
@@ -825,15 +828,27 @@ static int build_config(const struct sim_opts *o, struct sim_config *cfg,
   if (o->psk_key_pattern[0]) {
     if (sim_pattern_check(o->psk_key_pattern, true, err, errlen) < 0)
       return -EINVAL;
-    if (sim_pattern_format(o->psk_key_pattern, (long)o->count - 1, probe,
-                           sizeof(probe)) < 0 ||
-        sim_hex_decode(probe, key, sizeof(key)) <= 0) {
-      snprintf(err, errlen,
-               "--psk-key-pattern: must format to 2..%d hex digits",
-               2 * SIM_PSK_MAX);
+    cfg->psk_key_pattern = xstrdup(o->psk_key_pattern);
+  }
+  /* Every device's identity and key must come out right, not just one:
+   * "%x" gives hex of varying length. */
+  for (int64_t i = 0; i < o->count; i++) {
+    if (cfg->psk_identity_pattern &&
+        sim_pattern_format(cfg->psk_identity_pattern, (long)i, probe,
+                           SIM_EP_MAX) < 0) {
+      snprintf(err, errlen, "--psk-identity-pattern: identity %lld too long",
+               (long long)i);
       return -EINVAL;
     }
-    cfg->psk_key_pattern = xstrdup(o->psk_key_pattern);
+    if (cfg->psk_key_pattern &&
+        (sim_pattern_format(cfg->psk_key_pattern, (long)i, probe,
+                            sizeof(probe)) < 0 ||
+         sim_hex_decode(probe, key, sizeof(key)) <= 0)) {
+      snprintf(err, errlen,
+               "--psk-key-pattern: key %lld is not 2..%d hex digits ('%s')",
+               (long long)i, 2 * SIM_PSK_MAX, probe);
+      return -EINVAL;
+    }
   }
   if (cfg->proto == COAP_PROTO_DTLS && !cfg->psk_key_pattern) {
     snprintf(err, errlen, "coaps:// needs --psk-key-pattern");

@@ -706,7 +706,7 @@ int obj_write(struct sim_dev *d, const struct lwm2m_path *base,
   dev_afu_changed(d);
   /* A new lifetime or binding goes to the server in an Update. */
   if (lt || b)
-    dev_request_update(d, lt, b, false);
+    dev_request_update(d, lt, b);
   return rc;
 }
 
@@ -736,7 +736,7 @@ int obj_execute(struct sim_dev *d, const struct lwm2m_path *p,
     if (p->id[2] == 4)
       dev_disable(d);
     else
-      dev_request_update(d, false, false, false);
+      dev_request_update(d, false, false);
     return 0;
   case 3:
     dev_reboot(d, REBOOT_PLAIN, 0);
@@ -903,7 +903,7 @@ int obj_push_whole(struct sim_dev *d, struct afu_inst *in, const uint8_t *data,
     return rc;
   dev_afu_changed(d);
   dev_pkg_policy(d, dev_inst_slot(in), &pol);
-  pkg_stream_init(&s);
+  pkg_stream_init(&s, pkg_needs_sha256(NULL, &pol));
   if (pkg_stream_feed(&s, data, len, pol.max_size) != 0) {
     snprintf(err, errlen, "package larger than %zu bytes", pol.max_size);
     dev_download_finished(d, dev_inst_slot(in), AFU_R_NO_FLASH, NULL, err);

@@ -30,9 +30,10 @@ static uint32_t le32(const uint8_t *p)
          ((uint32_t)p[3] << 24);
 }
 
-void pkg_stream_init(struct pkg_stream *s)
+void pkg_stream_init(struct pkg_stream *s, bool hash_all)
 {
   memset(s, 0, sizeof(*s));
+  s->hash_all = hash_all;
   mbedtls_sha256_init(&s->all);
   mbedtls_sha256_init(&s->img);
   mbedtls_sha256_starts_ret(&s->all, 0);
@@ -94,7 +95,8 @@ int pkg_stream_feed(struct pkg_stream *s, const uint8_t *data, size_t len,
 {
   if (len > max_size || s->len > max_size - len)
     return AFU_R_NO_FLASH;
-  mbedtls_sha256_update_ret(&s->all, data, len);
+  if (s->hash_all)
+    mbedtls_sha256_update_ret(&s->all, data, len);
   if (s->len < sizeof(s->hdr)) {
     size_t take = sizeof(s->hdr) - s->len;
 
@@ -327,7 +329,8 @@ static bool filename_version(const char *file, char *name, size_t nlen,
   char *dot, *dash = NULL;
 
   snprintf(stem, sizeof(stem), "%s", file);
-  while ((dot = strrchr(stem, '.')) && dot != stem && all_alpha(dot + 1))
+  for (dot = strrchr(stem, '.'); dot && dot != stem && all_alpha(dot + 1);
+       dot = strrchr(stem, '.'))
     *dot = '\0';
   for (char *p = stem; *p; p++)
     if (*p == '-' && isdigit((unsigned char)p[1]))
@@ -453,7 +456,12 @@ int pkg_stream_finish(struct pkg_stream *s, const char *uri,
 
   memset(out, 0, sizeof(*out));
   out->size = s->len;
-  mbedtls_sha256_finish_ret(&s->all, out->sha256);
+  if (s->hash_all)
+    mbedtls_sha256_finish_ret(&s->all, out->sha256);
+  if (!s->hash_all && pkg_needs_sha256(uri, pol)) {
+    snprintf(err, errlen, "the whole-file SHA-256 was not computed");
+    return AFU_R_INTEGRITY;
+  }
 
   if (pol->has_sha256 &&
       memcmp(out->sha256, pol->sha256, sizeof(out->sha256)) != 0) {
@@ -507,6 +515,14 @@ int pkg_stream_finish(struct pkg_stream *s, const char *uri,
   return 0;
 }
 
+bool pkg_needs_sha256(const char *uri, const struct pkg_policy *pol)
+{
+  char v[72];
+
+  return pol->has_sha256 ||
+         (uri && pkg_uri_param(uri, "sha256", v, sizeof(v)));
+}
+
 int pkg_check(const uint8_t *data, size_t len, const char *uri,
               const struct pkg_policy *pol, struct pkg_info *out, char *err,
               size_t errlen)
@@ -514,7 +530,7 @@ int pkg_check(const uint8_t *data, size_t len, const char *uri,
   struct pkg_stream s;
   int rc;
 
-  pkg_stream_init(&s);
+  pkg_stream_init(&s, true);
   rc = pkg_stream_feed(&s, data, len, pol->max_size);
   if (rc == 0)
     rc = pkg_stream_finish(&s, uri, pol, out, err, errlen);

@@ -331,6 +331,7 @@ static json_t *fleet_json(const struct sim *sim)
   int64_t p50, p99, max;
   double user, sys;
   struct totals t;
+  char started[40];
 
   cpu(&user, &sys);
   sum(sim, &t);
@@ -404,6 +405,8 @@ static json_t *fleet_json(const struct sim *sim)
 #undef TOT
   json_object_set_new(cpuo, "user_s", json_real(user));
   json_object_set_new(cpuo, "system_s", json_real(sys));
+  format_iso8601(sim->start_wall_ms, started, sizeof(started));
+  json_object_set_new(o, "started", json_string(started));
   json_object_set_new(o, "server", json_string(sim->cfg->server_uri));
   json_object_set_new(o, "devices", json_integer((json_int_t)sim->ndev));
   json_object_set_new(o, "run_s", json_real(run_seconds(sim)));

@@ -312,6 +312,7 @@ struct pkg_policy {
 struct pkg_stream {
   size_t len;
   uint8_t hdr[32];
+  bool hash_all;              /* the whole-file SHA-256 is wanted */
   mbedtls_sha256_context all; /* whole file */
   mbedtls_sha256_context img; /* MCUboot hash region */
   bool mcuboot;
@@ -322,14 +323,21 @@ struct pkg_stream {
   bool tail_overflow;
 };
 
-void pkg_stream_init(struct pkg_stream *s);
+/*
+ * Starts a stream. hash_all asks for the SHA-256 of the whole file, which
+ * costs more than the rest of a download; pkg_needs_sha256() tells when a
+ * check needs it.
+ */
+void pkg_stream_init(struct pkg_stream *s, bool hash_all);
+bool pkg_needs_sha256(const char *uri, const struct pkg_policy *pol);
 /* Feeds the next bytes. Returns 0, or AFU_R_NO_FLASH beyond max_size. */
 int pkg_stream_feed(struct pkg_stream *s, const uint8_t *data, size_t len,
                     size_t max_size);
 /*
  * Checks the complete package downloaded from uri (NULL for a push) and
- * fills out. Returns 0 (accepted) or the Update Result that rejects it
- * (2, 5, 6), with err saying why.
+ * fills out (sha256 is zero unless the stream hashed the whole file).
+ * Returns 0 (accepted) or the Update Result that rejects it (2, 5, 6, or
+ * 7 for a malformed query parameter), with err saying why.
  */
 int pkg_stream_finish(struct pkg_stream *s, const char *uri,
                       const struct pkg_policy *pol, struct pkg_info *out,
@@ -362,7 +370,10 @@ int sim_version_cmp(const char *a, const char *b);
  */
 int sim_pattern_check(const char *pattern, bool optional, char *err,
                       size_t errlen);
-/* Formats a checked pattern with n into buf. Returns 0 or -ENOSPC. */
+/*
+ * Formats a checked pattern with n into buf, always NUL-terminated.
+ * Returns 0, or -ENOSPC when it had to cut the text.
+ */
 int sim_pattern_format(const char *pattern, long n, char *buf, size_t len);
 /* Decodes hex into out; returns the byte count or -EINVAL. */
 int sim_hex_decode(const char *hex, uint8_t *out, size_t outlen);

@@ -219,7 +219,7 @@ struct sim_dev {
   uint8_t reg_token[8];
   size_t reg_token_len;
   bool update_again; /* another Update was asked for while one ran */
-  bool update_lt, update_b, update_links;
+  bool update_lt, update_b;
   unsigned reg_failures;
   struct loop_timer reg_timer;   /* next Update, or Register retry */
   struct loop_timer sleep_timer; /* queue mode: end of the awake window */
@@ -256,7 +256,6 @@ struct sim_dev {
   enum reboot_kind reboot_kind;
   bool offline_done, rebind_done;
   int life_phase; /* what life_timer does next (device.c) */
-  bool downloaded_once;
   unsigned crashes;
 
   /* Observe. */
@@ -267,7 +266,6 @@ struct sim_dev {
   struct loop_timer obs_timer;
 
   /* Statistics and report. */
-  int64_t boot_ms;
   int64_t first_reg_ms; /* latency of the first registration, -1 if none */
   int64_t reg_sent_ms;
   unsigned registrations, reg_retries, updates, reboots;
@@ -403,8 +401,8 @@ void dev_on_nack(struct sim_dev *d, const coap_pdu_t *sent,
 void dev_uplink(struct sim_dev *d);
 /* Opens the session if the device sleeps; false if it cannot talk now. */
 bool dev_wake(struct sim_dev *d);
-/* Asks for a registration Update carrying lt, b and/or the object links. */
-void dev_request_update(struct sim_dev *d, bool lt, bool b, bool links);
+/* Asks for a registration Update, carrying lt and/or b when they changed. */
+void dev_request_update(struct sim_dev *d, bool lt, bool b);
 void dev_reboot(struct sim_dev *d, enum reboot_kind kind, uint32_t batch);
 void dev_disable(struct sim_dev *d);
 /* Applies what the AFU state machine asked for, then notifies. */

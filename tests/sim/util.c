@@ -132,6 +132,7 @@ int sim_pattern_check(const char *pattern, bool optional, char *err,
 int sim_pattern_format(const char *pattern, long n, char *buf, size_t len)
 {
   size_t o = 0;
+  int rc = 0;
 
   if (len == 0)
     return -ENOSPC;
@@ -142,16 +143,20 @@ int sim_pattern_format(const char *pattern, long n, char *buf, size_t len)
     char conv;
 
     if (*p != '%' || p[1] == '%') {
-      if (o + 1 >= len)
-        return -ENOSPC;
+      if (o + 1 >= len) {
+        rc = -ENOSPC;
+        break;
+      }
       buf[o++] = *p;
       if (*p == '%')
         p++;
       continue;
     }
     k = conversion(p, &zero, &width, &conv);
-    if (k < 0)
-      return -EINVAL;
+    if (k < 0) {
+      rc = -EINVAL;
+      break;
+    }
     p += k - 1;
     if (conv == 'x')
       dn = snprintf(digits, sizeof(digits), "%lx", (unsigned long)n);
@@ -161,18 +166,18 @@ int sim_pattern_format(const char *pattern, long n, char *buf, size_t len)
       dn = snprintf(digits, sizeof(digits), "%lu", (unsigned long)n);
     else
       dn = snprintf(digits, sizeof(digits), "%ld", n);
-    for (int i = dn; i < width; i++) {
-      if (o + 1 >= len)
-        return -ENOSPC;
+    for (int i = dn; i < width && o + 1 < len; i++)
       buf[o++] = zero ? '0' : ' ';
+    if (o + (size_t)dn >= len) {
+      rc = -ENOSPC;
+      break;
     }
-    if (o + (size_t)dn >= len)
-      return -ENOSPC;
     memcpy(buf + o, digits, (size_t)dn);
     o += (size_t)dn;
   }
+  /* Always a string, even a cut one, so no caller reads past it. */
   buf[o] = '\0';
-  return 0;
+  return rc;
 }
 
 static int hexdigit(char c)

@@ -553,7 +553,7 @@ static void test_pkg(void)
   is_int(info.deps[0].iid, 1, "... of image 1");
 
   /* The same, fed in awkward pieces. */
-  pkg_stream_init(&s);
+  pkg_stream_init(&s, false);
   for (size_t o = 0; o < len; o += 7)
     pkg_stream_feed(&s, img + o, len - o < 7 ? len - o : 7, pol.max_size);
   is_int(pkg_stream_finish(&s, NULL, &pol, &info, err, sizeof(err)), 0,
