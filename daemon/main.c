@@ -191,15 +191,15 @@ static void reload(struct daemon *d)
     log_warn("%s changed: it takes effect only after a restart", key);
   conf_apply_reloadable(settings_table, settings_count, &d->cfg, &fresh);
   apply_log_level(d);
-  api_reconfigure(d->api, &(struct api_config){
-                              .max_body = d->cfg.http_max_body,
-                              .rate_limit = d->cfg.api_rate_limit,
-                              .rate_burst = d->cfg.api_rate_burst,
-                              .metrics_public = d->cfg.metrics_public,
-                              .events_retention_s = d->cfg.events_retention,
-                              .idempotency_window_s =
-                                  d->cfg.idempotency_window,
-                          });
+  api_reconfigure(d->api,
+                  &(struct api_config){
+                      .max_body = d->cfg.http_max_body,
+                      .rate_limit = d->cfg.api_rate_limit,
+                      .rate_burst = d->cfg.api_rate_burst,
+                      .metrics_public = d->cfg.metrics_public,
+                      .events_retention_s = d->cfg.events_retention,
+                      .idempotency_window_s = d->cfg.idempotency_window,
+                  });
 out:
   conf_free(settings_table, settings_count, &fresh);
 }
@@ -336,10 +336,10 @@ static int run(struct daemon *d)
   db_file = d->cfg.database[0] == '/'
                 ? xstrdup(d->cfg.database)
                 : xasprintf("%s/%s", d->cfg.state_dir, d->cfg.database);
-  token_file = d->cfg.api_token_file[0] == '/'
-                   ? xstrdup(d->cfg.api_token_file)
-                   : xasprintf("%s/%s", d->cfg.state_dir,
-                               d->cfg.api_token_file);
+  token_file =
+      d->cfg.api_token_file[0] == '/'
+          ? xstrdup(d->cfg.api_token_file)
+          : xasprintf("%s/%s", d->cfg.state_dir, d->cfg.api_token_file);
   acfg.token_file = token_file;
   d->db =
       db_open(db_file, (int)d->cfg.db_busy_timeout * 1000, err, sizeof(err));
@@ -378,9 +378,11 @@ static int run(struct daemon *d)
     goto out;
   rc = 0;
 out:
+  /* The server calls back into the orchestrator while it fails the
+   * requests still in flight, so the orchestrator goes last. */
   api_free(d->api);
-  orch_free(d->orch);
   srv_free(d->srv);
+  orch_free(d->orch);
   db_close(d->db);
   loop_free(d->loop);
   free(db_file);

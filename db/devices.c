@@ -68,49 +68,54 @@ out:
   return rc;
 }
 
-/* Creates the device row if missing and refreshes what it advertises. */
-static int device_upsert(struct db *db, struct db_registration *r)
+/* Creates the device row if missing and refreshes what it advertises;
+ * *fresh tells whether it was created now. */
+static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
 {
   sqlite3_stmt *st = NULL;
-  int rc;
+  int rc, src;
 
   rc = db_stmt_get(db,
                    "INSERT INTO devices (endpoint, created_at, last_seen_at, "
                    "lwm2m_version) VALUES (?1, ?2, ?2, ?3) "
                    "ON CONFLICT (endpoint) DO UPDATE SET "
                    "last_seen_at = excluded.last_seen_at, "
-                   "lwm2m_version = excluded.lwm2m_version",
+                   "lwm2m_version = excluded.lwm2m_version "
+                   "RETURNING id, created_at = ?2",
                    &st);
   if (rc < 0)
     goto out;
   bind_text(st, 1, r->endpoint);
   sqlite3_bind_int64(st, 2, r->registered_at);
   bind_text(st, 3, r->lwm2m_version);
-  rc = step_done(db, st, "device upsert");
-  if (rc < 0)
+  src = sqlite3_step(st);
+  if (src != SQLITE_ROW) {
+    log_err("%s: device upsert: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
     goto out;
-  rc = db_device_id(db, r->endpoint, &r->device_id);
+  }
+  r->device_id = sqlite3_column_int64(st, 0);
+  *fresh = sqlite3_column_int(st, 1) != 0;
+  /* RETURNING rows must be stepped to the end before the reset. */
+  src = sqlite3_step(st);
+  if (src != SQLITE_DONE) {
+    rc = db_errno(src);
+    goto out;
+  }
 out:
   db_stmt_done(st);
   return rc;
 }
 
-int db_objects_replace(struct db *db, int64_t device_id,
-                       const struct db_object_link *links, size_t n)
+/* Inserts object links; the device has none stored yet. */
+static int objects_insert(struct db *db, int64_t device_id,
+                          const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
-  int rc;
+  int rc = 0;
 
-  rc = db_stmt_get(db, "DELETE FROM object_instances WHERE device_id = ?1",
-                   &st);
-  if (rc < 0)
-    goto out;
-  sqlite3_bind_int64(st, 1, device_id);
-  rc = step_done(db, st, "objects delete");
-  db_stmt_done(st);
-  st = NULL;
-  if (rc < 0)
-    goto out;
+  if (n == 0)
+    return 0;
   rc = db_stmt_get(db,
                    "INSERT OR REPLACE INTO object_instances (device_id, "
                    "object_id, instance_id, object_version) "
@@ -133,13 +138,31 @@ out:
   return rc;
 }
 
-int db_registration_save(struct db *db, struct db_registration *r,
-                         const struct db_object_link *links, size_t n)
+int db_objects_replace(struct db *db, int64_t device_id,
+                       const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
   int rc;
 
-  rc = device_upsert(db, r);
+  rc = db_stmt_get(db, "DELETE FROM object_instances WHERE device_id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  rc = step_done(db, st, "objects delete");
+out:
+  db_stmt_done(st);
+  return rc < 0 ? rc : objects_insert(db, device_id, links, n);
+}
+
+int db_registration_save(struct db *db, struct db_registration *r,
+                         const struct db_object_link *links, size_t n)
+{
+  sqlite3_stmt *st = NULL;
+  bool fresh = false;
+  int rc;
+
+  rc = device_upsert(db, r, &fresh);
   if (rc < 0)
     goto out;
   rc = db_stmt_get(
@@ -170,7 +193,9 @@ int db_registration_save(struct db *db, struct db_registration *r,
   rc = step_done(db, st, "registration save");
   if (rc < 0)
     goto out;
-  rc = db_objects_replace(db, r->device_id, links, n);
+  /* A new device has no objects to replace. */
+  rc = fresh ? objects_insert(db, r->device_id, links, n)
+             : db_objects_replace(db, r->device_id, links, n);
 out:
   db_stmt_done(st);
   return rc;

@@ -459,7 +459,8 @@ static void start_read(struct orch *orch, struct orch_dev *d, bool observe)
   if (db_device_objects(orch->db, d->device_id, got_object, &o) < 0)
     return;
   d->last_read = loop_now(orch->loop);
-  if (o.dev) {
+  /* /3/0/3 matters only for devices with firmware objects. */
+  if (o.dev && (o.afu || o.fw)) {
     struct srv_request req = {.op = SRV_OP_READ,
                               .path = {.id = {3, 0, 3}, .len = 3}};
 

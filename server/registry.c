@@ -618,8 +618,11 @@ static void handle_register(struct srv *srv, coap_session_t *session,
            reg->queue_mode ? ", queue mode" : "", p.n);
   payload_free(&p);
 
+  /* Awake before the listeners run, so their first requests go out now. */
+  if (reg->queue_mode)
+    reg->awake_until =
+        loop_now(srv->loop) + srv->cfg.queue_awake_window * 1000;
   SRV_EMIT(srv, registered, q.ep, replaced);
-  /* The ep string may not survive the callback: look the device up again. */
   reg = srv_reg_find(srv, q.ep);
   if (reg)
     srv_reg_seen(reg, NULL);
@@ -723,6 +726,9 @@ static void handle_update(struct srv *srv, struct srv_reg *reg,
   log_debug("%s: update from %s%s", reg->ep, reg->peer,
             len > 0 ? " with a new object list" : "");
   payload_free(&p);
+  if (reg->queue_mode)
+    reg->awake_until =
+        loop_now(srv->loop) + srv->cfg.queue_awake_window * 1000;
   {
     char *ep = xstrdup(reg->ep);
 

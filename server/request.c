@@ -670,6 +670,7 @@ coap_response_t srv_on_response(coap_session_t *session,
   struct srv_result res = {.format = 0xffff};
   coap_opt_iterator_t oi;
 
+  srv->rx_count++;
   if (!r) {
     o = find_obs(srv, tok.s, tok.length);
     if (o)

@@ -14,6 +14,12 @@
 
 #define LOG_TAG "coap"
 
+/* Most reads asked of one ready socket in one libcoap call. */
+#define READ_BATCH_MAX 64
+/* A write transaction is committed this long after it opened, or when it
+ * holds COMMIT_WRITES_MAX writes: one commit for a burst of work. */
+#define SRV_COMMIT_MS 10
+#define COMMIT_WRITES_MAX 4096
 /* Events handed to libcoap per drain round; more wait for the next one. */
 #define DRAIN_EVENTS 128
 /* Upper bound between two libcoap timer scans (retransmits, idle sessions):
@@ -49,11 +55,15 @@ int srv_txn(struct srv *srv)
 {
   int rc;
 
+  srv->txn_writes++;
   if (srv->in_txn)
     return 0;
   rc = db_begin(srv->db);
-  if (rc == 0)
+  if (rc == 0) {
     srv->in_txn = true;
+    srv->txn_since = loop_now(srv->loop);
+    srv->txn_writes = 1;
+  }
   return rc;
 }
 
@@ -62,6 +72,7 @@ static void txn_commit(struct srv *srv)
   if (!srv->in_txn)
     return;
   srv->in_txn = false;
+  loop_timer_disarm(srv->loop, &srv->commit_timer);
   if (db_commit(srv->db) < 0) {
     log_err("commit of registration changes failed; rolling back");
     db_rollback(srv->db);
@@ -128,6 +139,7 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
   struct srv *srv = coap_get_app_data(coap_session_get_context(session));
   char seg[16], rest[128];
 
+  srv->rx_count++;
   split_path(req, seg, sizeof(seg), rest, sizeof(rest));
   if (strcmp(seg, "rd") == 0) {
     srv_handle_rd(srv, session, req, resp, rest);
@@ -138,17 +150,45 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
   }
 }
 
+/*
+ * libcoap reads one datagram per ready socket per coap_io_do_epoll() call,
+ * and each call ends by walking every session for timers: at 10,000
+ * sessions that walk costs more than the datagram. So each ready event is
+ * handed over read_batch times, sized to what the last call found; reads
+ * past the end of the socket queue just fail with EAGAIN (muted).
+ */
 static void drain(struct srv *srv)
 {
-  struct epoll_event evs[DRAIN_EVENTS];
+  struct epoll_event evs[DRAIN_EVENTS], batch[DRAIN_EVENTS * 8];
 
+  if (srv->read_batch == 0)
+    srv->read_batch = 1;
   /* Bounded: other fds and timers get their turn between rounds. */
   for (int round = 0; round < 8; round++) {
     int n = epoll_wait(srv->coap_fd, evs, DRAIN_EVENTS, 0);
+    size_t total = 0;
+    uint64_t before = srv->rx_count;
 
     if (n <= 0)
       break;
-    coap_io_do_epoll(srv->ctx, evs, (size_t)n);
+    for (int i = 0; i < n; i++) {
+      size_t k = (evs[i].events & EPOLLIN) ? srv->read_batch : 1;
+
+      while (k-- > 0 && total < ARRAY_SIZE(batch))
+        batch[total++] = evs[i];
+    }
+    if (total > (size_t)n)
+      coap_set_log_level(LOG_ERR);
+    coap_io_do_epoll(srv->ctx, batch, total);
+    if (total > (size_t)n)
+      srv_set_log_level(log_get_level());
+    {
+      uint64_t got = srv->rx_count - before;
+
+      srv->read_batch = got * 2 > READ_BATCH_MAX ? READ_BATCH_MAX
+                        : got < 1                ? 1
+                                                 : (size_t)got * 2;
+    }
     if (n < DRAIN_EVENTS)
       break;
   }
@@ -178,10 +218,24 @@ static void on_sweep(struct loop *loop, struct loop_timer *t, void *arg)
   loop_timer_arm(loop, t, 1000);
 }
 
-/* Commits what this iteration wrote before the loop sleeps. */
-static void before_sleep(struct loop *loop, void *arg)
+static void on_commit_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
   txn_commit(arg);
+}
+
+/* Commits once the transaction is old or large enough, else soon. */
+static void before_sleep(struct loop *loop, void *arg)
+{
+  struct srv *srv = arg;
+
+  if (!srv->in_txn)
+    return;
+  if (srv->txn_writes >= COMMIT_WRITES_MAX ||
+      loop_now(loop) - srv->txn_since >= SRV_COMMIT_MS)
+    txn_commit(srv);
+  else if (!loop_timer_armed(&srv->commit_timer))
+    loop_timer_arm_at(loop, &srv->commit_timer,
+                      srv->txn_since + SRV_COMMIT_MS);
 }
 
 /*
@@ -302,6 +356,7 @@ struct srv *srv_new(struct loop *loop, struct db *db,
   srv->next_handle = 1;
   loop_timer_init(&srv->io_timer, on_io_timer, srv);
   loop_timer_init(&srv->sweep_timer, on_sweep, srv);
+  loop_timer_init(&srv->commit_timer, on_commit_timer, srv);
   srv_registry_init(srv);
   srv_requests_init(srv);
 

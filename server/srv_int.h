@@ -96,8 +96,12 @@ struct srv {
   uint64_t next_token;
   uint64_t token_salt;
   uint64_t next_handle;
-  int64_t nawake_cache;
-  bool in_txn; /* a write transaction is open until before-sleep */
+  bool in_txn;        /* a write transaction is open (see srv_txn) */
+  int64_t txn_since;  /* loop time it was opened */
+  int64_t txn_writes; /* srv_txn() calls since */
+  struct loop_timer commit_timer;
+  uint64_t rx_count; /* messages handed to us by libcoap */
+  size_t read_batch; /* reads per ready socket in one libcoap call */
 };
 
 /* Calls fn of every listener that has it, with the arguments given. */
@@ -109,9 +113,10 @@ struct srv {
   } while (0)
 
 /* server.c */
-/* Opens the iteration's write transaction if none is open yet; the
- * before-sleep hook commits it, so a burst of registrations costs one
- * commit. Returns 0 or a negative errno. */
+/* Opens the shared write transaction if none is open yet. It is
+ * committed SRV_COMMIT_MS after it opened (or sooner when it grew large),
+ * so a burst of registrations costs one commit. Returns 0 or a negative
+ * errno. */
 int srv_txn(struct srv *srv);
 void srv_fill_token(struct srv *srv, uint8_t *token);
 /* Turns a request's outcome into JSON for the requests table. */

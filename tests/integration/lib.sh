@@ -83,8 +83,8 @@ trap cleanup EXIT
 write_config() {
   {
     echo "state_dir $WORK/state"
-    echo "coap_listen 127.0.0.1:0"
-    echo "coaps_listen 127.0.0.1:0"
+    echo "coap_listen 127.0.0.1:${FOTAD_COAP_PORT:-0}"
+    echo "coaps_listen 127.0.0.1:${FOTAD_COAPS_PORT:-0}"
     echo "http_listen 127.0.0.1:0"
     echo "log_level ${FOTAD_LOG_LEVEL:-debug}"
     for line in "$@"; do echo "$line"; done
@@ -117,6 +117,12 @@ fotad_start() {
   TOKEN_FILE="$WORK/state/api-token"
   [ -s "$TOKEN_FILE" ] || bail "fotad wrote no bootstrap token to $TOKEN_FILE"
   FOTAD_TOKEN=$(cat "$TOKEN_FILE")
+}
+
+# Writes the config again with the CoAP ports now bound, so that devices
+# keep reaching a restarted fotad. Extra lines as for write_config.
+keep_coap_ports() {
+  FOTAD_COAP_PORT=$COAP_PORT FOTAD_COAPS_PORT=$COAPS_PORT write_config "$@"
 }
 
 # Sends SIGTERM and waits (at most 20 s); sets FOTAD_STATUS.
