@@ -56,10 +56,9 @@ static const char migration_1[] =
      * subject or key), checked again on Update and De-register.
      */
     "CREATE TABLE registrations (\n"
-    "  id INTEGER PRIMARY KEY,\n"
-    "  device_id INTEGER NOT NULL UNIQUE\n"
+    "  device_id INTEGER PRIMARY KEY\n"
     "    REFERENCES devices(id) ON DELETE CASCADE,\n"
-    "  location TEXT NOT NULL UNIQUE CHECK (location <> ''),\n"
+    "  location TEXT NOT NULL CHECK (location <> ''),\n"
     "  lwm2m_version TEXT NOT NULL,\n"
     "  lifetime INTEGER NOT NULL CHECK (lifetime > 0),\n"
     "  binding TEXT NOT NULL DEFAULT 'U',\n"
@@ -75,7 +74,6 @@ static const char migration_1[] =
     "  updated_at INTEGER NOT NULL,\n"
     "  expires_at INTEGER NOT NULL\n"
     ") STRICT;\n"
-    "CREATE INDEX registrations_expires_at ON registrations(expires_at);\n"
 
     /*
      * The object links of the last registration payload: </O/I> rows, and
@@ -237,9 +235,11 @@ static const char migration_1[] =
     "  data TEXT CHECK (data IS NULL OR json_valid(data))\n"
     ") STRICT;\n"
     "CREATE INDEX timeline_events_device ON timeline_events(device_id, id);\n"
+    /* Most events belong to no job or rollout: index only those that do. */
     "CREATE INDEX timeline_events_rollout ON timeline_events(rollout_id, "
-    "id);\n"
-    "CREATE INDEX timeline_events_job ON timeline_events(job_id, id);\n"
+    "id) WHERE rollout_id IS NOT NULL;\n"
+    "CREATE INDEX timeline_events_job ON timeline_events(job_id, id) "
+    "WHERE job_id IS NOT NULL;\n"
     /* The retention sweep deletes by age. */
     "CREATE INDEX timeline_events_at ON timeline_events(at);\n"
 

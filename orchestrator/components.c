@@ -35,7 +35,8 @@ static struct orch_dev *dev_find(struct orch *orch, const char *ep)
   return NULL;
 }
 
-static struct orch_dev *dev_get(struct orch *orch, const char *ep)
+static struct orch_dev *dev_get(struct orch *orch, const char *ep,
+                                int64_t device_id)
 {
   struct orch_dev *d = dev_find(orch, ep);
 
@@ -43,9 +44,8 @@ static struct orch_dev *dev_get(struct orch *orch, const char *ep)
     return d;
   d = xcalloc(1, sizeof(*d));
   d->ep = xstrdup(ep);
+  d->device_id = device_id;
   d->last_read = INT64_MIN / 2;
-  if (db_device_id(orch->db, ep, &d->device_id) < 0)
-    d->device_id = 0;
   hmap_insert(&orch->devs, &d->node, ep_hash(ep));
   return d;
 }
@@ -437,10 +437,8 @@ struct objects {
   bool afu, fw, dev;
 };
 
-static void got_object(void *arg, const struct db_object_link *l)
+static void note_object(struct objects *o, const struct db_object_link *l)
 {
-  struct objects *o = arg;
-
   if (l->oid == OBJ_AFU)
     o->afu = true;
   else if (l->oid == OBJ_FW)
@@ -449,15 +447,27 @@ static void got_object(void *arg, const struct db_object_link *l)
     o->dev = true;
 }
 
-/* Reads the device's firmware objects; observes them if asked. */
-static void start_read(struct orch *orch, struct orch_dev *d, bool observe)
+static void got_object(void *arg, const struct db_object_link *l)
+{
+  note_object(arg, l);
+}
+
+/*
+ * Reads the device's firmware objects (links from the registration, or
+ * from the database when NULL); observes them if asked.
+ */
+static void start_read(struct orch *orch, struct orch_dev *d,
+                       const struct db_object_link *links, size_t n,
+                       bool observe)
 {
   struct objects o = {0};
 
-  if (d->device_id == 0 && db_device_id(orch->db, d->ep, &d->device_id) < 0)
+  if (links) {
+    for (size_t i = 0; i < n; i++)
+      note_object(&o, &links[i]);
+  } else if (db_device_objects(orch->db, d->device_id, got_object, &o) < 0) {
     return;
-  if (db_device_objects(orch->db, d->device_id, got_object, &o) < 0)
-    return;
+  }
   d->last_read = loop_now(orch->loop);
   /* /3/0/3 matters only for devices with firmware objects. */
   if (o.dev && (o.afu || o.fw)) {
@@ -482,25 +492,53 @@ static void start_read(struct orch *orch, struct orch_dev *d, bool observe)
   }
 }
 
-static void on_registered(void *arg, const char *ep, bool replaced)
+static bool has_firmware(const struct db_object_link *links, size_t n)
 {
-  struct orch *orch = arg;
-  struct orch_dev *d = dev_get(orch, ep);
-
-  /* A new registration has no observations: read and observe again. */
-  start_read(orch, d, true);
+  for (size_t i = 0; i < n; i++)
+    if (links[i].oid == OBJ_AFU || links[i].oid == OBJ_FW)
+      return true;
+  return false;
 }
 
-static void on_updated(void *arg, const char *ep, bool objects_changed)
+static void on_registered(void *arg, const char *ep, bool replaced,
+                          int64_t device_id,
+                          const struct db_object_link *links, size_t n)
 {
   struct orch *orch = arg;
-  struct orch_dev *d = dev_get(orch, ep);
+  struct orch_dev *d;
 
+  /* Devices without firmware objects cost nothing here. */
+  if (!has_firmware(links, n)) {
+    d = dev_find(orch, ep);
+    if (d)
+      dev_drop(orch, d);
+    return;
+  }
+  d = dev_get(orch, ep, device_id);
+  /* A new registration has no observations: read and observe again. */
+  start_read(orch, d, links, n, true);
+}
+
+static void on_updated(void *arg, const char *ep, int64_t device_id,
+                       const struct db_object_link *links, size_t n)
+{
+  struct orch *orch = arg;
+  struct orch_dev *d = dev_find(orch, ep);
+
+  if (links && !has_firmware(links, n)) {
+    if (d)
+      dev_drop(orch, d);
+    return;
+  }
+  if (!d && !links)
+    return; /* a device without firmware objects */
+  if (!d)
+    d = dev_get(orch, ep, device_id);
   if (d->reading)
     return;
-  if (objects_changed || loop_now(orch->loop) - d->last_read >=
-                             orch->cfg.reconcile_interval * 1000)
-    start_read(orch, d, objects_changed);
+  if (links || loop_now(orch->loop) - d->last_read >=
+                   orch->cfg.reconcile_interval * 1000)
+    start_read(orch, d, links, n, links != NULL);
 }
 
 static void on_deregistered(void *arg, const char *ep, const char *why)
@@ -541,8 +579,8 @@ static void on_notify(void *arg, const char *ep, const struct lwm2m_path *path,
 
   if (path->len < 2 || (path->id[0] != OBJ_AFU && path->id[0] != OBJ_FW))
     return;
-  d = dev_get(orch, ep);
-  if (d->device_id == 0)
+  d = dev_find(orch, ep);
+  if (!d)
     return;
   comp_init(&c, path->id[0], path->id[1]);
   db_component_get(orch->db, d->device_id, c.oid, c.iid, comp_from_row, &c);

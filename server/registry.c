@@ -616,13 +616,13 @@ static void handle_register(struct srv *srv, coap_session_t *session,
            reg->ep, reg->location, reg->peer, reg->version,
            (long long)reg->lifetime, reg->binding,
            reg->queue_mode ? ", queue mode" : "", p.n);
-  payload_free(&p);
 
   /* Awake before the listeners run, so their first requests go out now. */
   if (reg->queue_mode)
     reg->awake_until =
         loop_now(srv->loop) + srv->cfg.queue_awake_window * 1000;
-  SRV_EMIT(srv, registered, q.ep, replaced);
+  SRV_EMIT(srv, registered, q.ep, replaced, reg->device_id, p.links, p.n);
+  payload_free(&p);
   reg = srv_reg_find(srv, q.ep);
   if (reg)
     srv_reg_seen(reg, NULL);
@@ -725,19 +725,20 @@ static void handle_update(struct srv *srv, struct srv_reg *reg,
   coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
   log_debug("%s: update from %s%s", reg->ep, reg->peer,
             len > 0 ? " with a new object list" : "");
-  payload_free(&p);
   if (reg->queue_mode)
     reg->awake_until =
         loop_now(srv->loop) + srv->cfg.queue_awake_window * 1000;
   {
     char *ep = xstrdup(reg->ep);
 
-    SRV_EMIT(srv, updated, ep, len > 0);
+    SRV_EMIT(srv, updated, ep, reg->device_id, len > 0 ? p.links : NULL,
+             len > 0 ? p.n : 0);
     reg = srv_reg_find(srv, ep);
     if (reg)
       srv_reg_seen(reg, NULL);
     free(ep);
   }
+  payload_free(&p);
   return;
 bad:
   log_info("%s: update refused: %s", reg->ep, err);

@@ -34,8 +34,13 @@ struct srv_config {
 
 /* What the server tells the layers above. Every callback is optional. */
 struct srv_events {
-  void (*registered)(void *arg, const char *ep, bool replaced);
-  void (*updated)(void *arg, const char *ep, bool objects_changed);
+  /* A Register: the device's id and object links (borrowed). */
+  void (*registered)(void *arg, const char *ep, bool replaced,
+                     int64_t device_id, const struct db_object_link *links,
+                     size_t n);
+  /* An Update; links is NULL unless it carried a new object list. */
+  void (*updated)(void *arg, const char *ep, int64_t device_id,
+                  const struct db_object_link *links, size_t n);
   /* why: "deregistered", "expired" or "replaced" */
   void (*deregistered)(void *arg, const char *ep, const char *why);
   /* A notification of an observation made with srv_observe(). */
