@@ -196,6 +196,33 @@ static int check_cert(const char *cn, const uint8_t *der, size_t der_len,
   return 1;
 }
 
+/* Reads a (small) PEM file into a new NUL-terminated buffer. */
+static int read_pem(const char *path, uint8_t **buf, size_t *len, char *err,
+                    size_t errlen)
+{
+  const size_t max = 64 * 1024;
+  FILE *f = fopen(path, "re");
+  size_t n;
+
+  if (!f) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -errno;
+  }
+  *buf = xmalloc(max + 1);
+  n = fread(*buf, 1, max + 1, f);
+  fclose(f);
+  if (n == 0 || n > max) {
+    snprintf(err, errlen, "%s: empty or larger than %zu bytes", path, max);
+    free(*buf);
+    *buf = NULL;
+    return -EINVAL;
+  }
+  (*buf)[n] = '\0';
+  /* libcoap wants the length to count the terminating NUL. */
+  *len = n + 1;
+  return 0;
+}
+
 int srv_dtls_setup(struct srv *srv, char *err, size_t errlen)
 {
   coap_dtls_spsk_t psk;
@@ -227,10 +254,24 @@ int srv_dtls_setup(struct srv *srv, char *err, size_t errlen)
     pki.is_rpk_not_cert = srv->pki_rpk;
     pki.validate_cn_call_back = check_cert;
     pki.cn_call_back_arg = srv;
-    pki.pki_key.key_type = COAP_PKI_KEY_PEM;
-    pki.pki_key.key.pem.public_cert = srv->cfg.dtls_cert_file;
-    pki.pki_key.key.pem.private_key = srv->cfg.dtls_key_file;
-    pki.pki_key.key.pem.ca_file = srv->pki_rpk ? NULL : srv->cfg.dtls_ca_file;
+    if (srv->pki_rpk) {
+      /* libcoap takes raw public keys only from memory. */
+      if (read_pem(srv->cfg.dtls_cert_file, &srv->rpk_cert,
+                   &srv->rpk_cert_len, err, errlen) < 0 ||
+          read_pem(srv->cfg.dtls_key_file, &srv->rpk_key, &srv->rpk_key_len,
+                   err, errlen) < 0)
+        return -EINVAL;
+      pki.pki_key.key_type = COAP_PKI_KEY_PEM_BUF;
+      pki.pki_key.key.pem_buf.public_cert = srv->rpk_cert;
+      pki.pki_key.key.pem_buf.public_cert_len = srv->rpk_cert_len;
+      pki.pki_key.key.pem_buf.private_key = srv->rpk_key;
+      pki.pki_key.key.pem_buf.private_key_len = srv->rpk_key_len;
+    } else {
+      pki.pki_key.key_type = COAP_PKI_KEY_PEM;
+      pki.pki_key.key.pem.public_cert = srv->cfg.dtls_cert_file;
+      pki.pki_key.key.pem.private_key = srv->cfg.dtls_key_file;
+      pki.pki_key.key.pem.ca_file = srv->cfg.dtls_ca_file;
+    }
     if (!coap_context_set_pki(srv->ctx, &pki)) {
       snprintf(err, errlen,
                "cannot load the DTLS certificate %s / key %s (see above)",
@@ -243,6 +284,8 @@ int srv_dtls_setup(struct srv *srv, char *err, size_t errlen)
 
 void srv_dtls_free(struct srv *srv)
 {
+  free(srv->rpk_cert);
+  free(srv->rpk_key);
   for (size_t i = 0; i < srv->peer_ids.nbuckets; i++) {
     struct hmap_node *n = srv->peer_ids.buckets[i];
 

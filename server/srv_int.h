@@ -82,6 +82,8 @@ struct srv {
   int udp_port, dtls_port;
   bool pki_rpk;
   struct hmap peer_ids; /* DTLS identities by peer address (dtls.c) */
+  uint8_t *rpk_cert, *rpk_key; /* PEM buffers for raw public keys */
+  size_t rpk_cert_len, rpk_key_len;
   uint8_t psk_buf[64];
   coap_bin_const_t psk_bin;
   int64_t dtls_handshakes, dtls_failures;
