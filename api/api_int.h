@@ -266,6 +266,8 @@ void api_list_device_components(struct api_req *req);
 void api_get_device_timeline(struct api_req *req);
 void api_list_component_versions(struct api_req *req);
 void api_list_device_sent(struct api_req *req);
+void api_list_objects(struct api_req *req);
+void api_get_object(struct api_req *req);
 void api_get_openapi(struct api_req *req);
 
 #endif

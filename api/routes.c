@@ -45,6 +45,8 @@ const struct api_route api_routes[] = {
      API_SCOPE_READ, 0},
     {"GET", "/api/v1/devices/{ep}/sent", api_list_device_sent,
      API_SCOPE_READ, 0},
+    {"GET", "/api/v1/objects", api_list_objects, API_SCOPE_READ, 0},
+    {"GET", "/api/v1/objects/{id}", api_get_object, API_SCOPE_READ, 0},
 };
 const size_t api_nroutes = ARRAY_SIZE(api_routes);
 

@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$FOTAD_SIM" ] || bail "fotad-sim not built"
+write_config "objects_dir $top_srcdir/tests/data/objects"
 fotad_start
 sim_start -n 1 -e 'dm11-%d' --lwm2m 1.1 -l 120 -c application=1.0,modem=2.1 \
   --send /3/0/9 --package-version 1.1 -d 120
@@ -148,6 +149,14 @@ echo "$tl" | grep -q '"source":"notification"'
 ok $? "component changes arrive by notification"
 wait_for 10 sh -c "'$REAL_CURL' -sS -H 'Authorization: Bearer $FOTAD_TOKEN' '$BASE/api/v1/devices/dm11-0/sent' | grep -q '/3/0/9'"
 ok $? "values pushed with Send are stored"
+
+# Object definitions: built in, and loaded from objects_dir.
+objs=$("$CURL" -sS -m 5 "$BASE/api/v1/objects")
+echo "$objs" | grep -q '"id":33629' && echo "$objs" | grep -q '"id":3303'
+ok $? "the object model lists built-in 33629 and 3303 loaded from objects_dir"
+obj=$("$CURL" -sS -m 5 "$BASE/api/v1/objects/33629")
+echo "$obj" | grep -q 'Current Version'
+ok $? "one definition shows its resources"
 
 # A device that stops answering: the request times out with 504.
 kill -STOP "$SIM10"
