@@ -367,8 +367,11 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
   n = epoll_pwait(loop->epfd, evs, MAX_EVENTS, wait_timeout(loop, max_wait_ms),
                   loop->has_sigmask ? &loop->sigmask : NULL);
   if (n < 0) {
-    if (errno == EINTR)
+    if (errno == EINTR) {
+      /* The signal's handling may arm timers: against the time now. */
+      loop_update_time(loop);
       return 0;
+    }
     log_err("epoll_pwait: %s", strerror(errno));
     return -errno;
   }

@@ -39,6 +39,17 @@ wait_for() {
   done
 }
 
+# wait_streams N: until fotad counts N open streams (a closed one is
+# noticed at its next heartbeat).
+wait_streams() {
+  w=0
+  while [ $w -lt 100 ] &&
+    ! "$CURL" -sS -m 5 "$BASE/metrics" | grep -q "^fotad_event_streams $1\$"; do
+    sleep 0.1
+    w=$((w + 1))
+  done
+}
+
 hdrs=$("$CURL" -sS -m 1 -D - -o /dev/null "$BASE/api/v1/events" 2>/dev/null)
 echo "$hdrs" | grep -qi '^Content-Type: text/event-stream' &&
   echo "$hdrs" | head -n 1 | grep -q ' 200'
@@ -78,20 +89,17 @@ ok $? "the type filter passes deregistrations"
 ok $? "and only them, with their reason"
 stop_stream nd
 stop_stream dev2
+wait_streams 1
+ok $? "closed streams are noticed at the next heartbeat"
 
-# Many subscribers at once do not hold the loop. A heartbeat finds the
-# streams closed above gone, then the 20 new ones and the first make 21.
+# Many subscribers at once do not hold the loop: the first stream and 20
+# new ones make events_max_streams.
 i=0
 while [ $i -lt 20 ]; do
   stream "many$i" "?format=ndjson"
   i=$((i + 1))
 done
-w=0
-while [ $w -lt 100 ] &&
-  ! "$CURL" -sS -m 5 "$BASE/metrics" | grep -q '^fotad_event_streams 21$'; do
-  sleep 0.1
-  w=$((w + 1))
-done
+wait_streams 21
 out=$(http GET /api/v1/events)
 echo "$out" | tail -n 1 | grep -qx 503 && echo "$out" | grep -q too_many_streams
 ok $? "past events_max_streams: 503"
@@ -116,6 +124,7 @@ while [ $i -lt 20 ]; do
   stop_stream "many$i"
   i=$((i + 1))
 done
+wait_streams 1
 
 # A finite NDJSON export: follow=false ends after the events present.
 out=$("$CURL" -sS -m 10 "$BASE/api/v1/events?format=ndjson&after=0&follow=false")
