@@ -145,6 +145,8 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
     srv_handle_rd(srv, session, req, resp, rest);
   } else if (strcmp(seg, "dp") == 0 && rest[0] == '\0') {
     srv_handle_dp(srv, session, req, resp);
+  } else if (strcmp(seg, "fw") == 0) {
+    srv_handle_fw(srv, session, req, resp, rest);
   } else {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_NOT_FOUND);
   }

@@ -48,7 +48,27 @@ struct srv_events {
                  const struct lwm2m_records *values);
   /* Values a device pushed with the Send operation. */
   void (*send)(void *arg, const char *ep, const struct lwm2m_records *values);
+  /* A block of a package served over CoAP: ep is NULL for a peer that is
+   * not registered; last is true for the final block. */
+  void (*block_served)(void *arg, const char *token, const char *ep,
+                       const char *peer, uint32_t num, uint32_t len,
+                       bool last);
 };
+
+/* Package content for GET /fw/<token>, as a provider hands it over. */
+struct srv_file {
+  const uint8_t *data; /* the whole content, borrowed until release */
+  size_t size;
+  uint8_t etag[8]; /* the same for every block of one content */
+  size_t etag_len;
+  void (*release)(void *arg); /* may be NULL */
+  void *release_arg;
+};
+
+/* Fills f for a download token; a negative errno if there is none. */
+typedef int srv_file_cb(void *arg, const char *token, struct srv_file *f);
+/* Sets who resolves download tokens (the package repository). */
+void srv_set_file_provider(struct srv *srv, srv_file_cb *cb, void *arg);
 
 /*
  * Initialises libcoap (once per process), routes its log through ours,

@@ -94,6 +94,8 @@ struct srv {
     void *arg;
   } listeners[8];
   size_t nlisteners;
+  srv_file_cb *file_cb;
+  void *file_arg;
   struct hmap by_ep, by_loc, reqs_by_token, reqs_by_handle, obs_by_token;
   uint64_t next_token;
   uint64_t token_salt;
@@ -134,6 +136,10 @@ int srv_session_identity(struct srv *srv, coap_session_t *session,
 /* May a session with this proven identity use endpoint name ep? */
 bool srv_identity_allows(struct srv *srv, const char *kind,
                          const char *identity, const char *ep);
+
+/* files.c */
+void srv_handle_fw(struct srv *srv, coap_session_t *session,
+                   const coap_pdu_t *req, coap_pdu_t *resp, const char *token);
 
 /* registry.c */
 void srv_registry_init(struct srv *srv);

@@ -43,10 +43,13 @@ wait_for() {
 # noticed at its next heartbeat).
 wait_streams() {
   w=0
-  while [ $w -lt 100 ] &&
-    ! "$CURL" -sS -m 5 "$BASE/metrics" | grep -q "^fotad_event_streams $1\$"; do
-    sleep 0.1
+  while ! "$CURL" -sS -m 5 "$BASE/metrics" | grep -q "^fotad_event_streams $1\$"; do
     w=$((w + 1))
+    if [ $w -gt 100 ]; then
+      diag "$("$CURL" -sS -m 5 "$BASE/metrics" | grep '^fotad_event_streams')"
+      return 1
+    fi
+    sleep 0.1
   done
 }
 
