@@ -7,6 +7,7 @@
 
 #include "common/common.h"
 #include "db/db.h"
+#include "orchestrator/orch.h"
 #include "server/srv.h"
 
 struct api;
@@ -21,13 +22,16 @@ struct api_config {
   const char *tls_key_file;
   /* Where the bootstrap admin token is written on first start; absolute. */
   const char *token_file;
-  int64_t rate_limit;          /* requests per second per token; 0: none */
-  int64_t rate_burst;          /* token bucket size */
-  bool metrics_public;         /* GET /metrics without a token */
-  int64_t events_retention_s;  /* events older than this are deleted */
-  int64_t events_heartbeat_s;  /* keep-alive interval of event streams */
-  int64_t events_max_streams;  /* concurrent event streams */
+  int64_t rate_limit;           /* requests per second per token; 0: none */
+  int64_t rate_burst;           /* token bucket size */
+  bool metrics_public;          /* GET /metrics without a token */
+  int64_t events_retention_s;   /* events older than this are deleted */
+  int64_t events_heartbeat_s;   /* keep-alive interval of event streams */
+  int64_t events_max_streams;   /* concurrent event streams */
   int64_t idempotency_window_s; /* how long Idempotency-Key replies live */
+  /* The package repository behind /api/v1/packages and /fw; borrowed,
+   * must outlive the api. NULL: those routes answer 503. */
+  struct orch *orch;
 };
 
 /*
@@ -41,8 +45,6 @@ struct api *api_new(struct loop *loop, struct db *db, struct srv *srv,
 /* Stops the listener, ending event streams and dropping open connections;
  * NULL is a no-op. */
 void api_free(struct api *api);
-/* Changes the body size limit (config reload). */
-void api_set_max_body(struct api *api, int64_t max_body);
 /* Applies the reloadable keys of cfg: max_body, rate_limit, rate_burst,
  * metrics_public, events_retention_s, idempotency_window_s. */
 void api_reconfigure(struct api *api, const struct api_config *cfg);

@@ -28,6 +28,9 @@ enum api_scope {
 
 /* Route flags. */
 #define API_IDEMPOTENT 0x1 /* a creating POST that honours Idempotency-Key */
+/* The handler runs before the body, which it takes as it streams in (see
+ * body_cb in struct api_req); http_max_body does not apply. */
+#define API_STREAM_BODY 0x2
 
 struct api_events;
 struct api_sub;
@@ -48,6 +51,7 @@ struct api {
   struct loop *loop;
   struct db *db;
   struct srv *srv;
+  struct orch *orch; /* the package repository; may be NULL */
   struct MHD_Daemon *mhd;
   int epoll_fd;
   int port;
@@ -119,6 +123,22 @@ struct api_req {
   uint64_t srv_handle;
   json_t *deferred_body;
   unsigned deferred_status;
+  /*
+   * A body streamed to its handler (routes with API_STREAM_BODY). The
+   * handler runs once the headers are in and either replies (an error)
+   * or sets body_end, and body_cb to see the body: body_cb gets each
+   * piece as it arrives and returns -1 to have the rest read and dropped;
+   * body_end runs after the last piece and replies. MHD sends no reply
+   * before it has read the whole body, so an error found on the way waits
+   * for body_end.
+   */
+  int (*body_cb)(struct api_req *req, const char *data, size_t len);
+  void (*body_end)(struct api_req *req);
+  /* Runs when the request ends, whatever became of it (sent: the reply
+   * went out in full), so that a handler can free ctx or count what it
+   * served. */
+  void (*cleanup)(struct api_req *req, bool sent);
+  void *ctx;
 };
 
 typedef void api_handler(struct api_req *req);
@@ -128,7 +148,7 @@ struct api_route {
   const char *pattern; /* "/api/v1/devices/{ep}" */
   api_handler *fn;
   enum api_scope scope; /* what the caller's token needs */
-  unsigned flags;       /* API_IDEMPOTENT */
+  unsigned flags;       /* API_IDEMPOTENT, API_STREAM_BODY */
 };
 
 /* The route table, defined in routes.c. */
@@ -156,8 +176,8 @@ void api_reply_error(struct api_req *req, unsigned status, const char *code,
  * A 400 bad_request about one field of the body or query: the message is
  * "FIELD: what was expected" and the error object also names the field.
  */
-void api_reply_invalid(struct api_req *req, const char *field,
-                       const char *fmt, ...) PRINTF_LIKE(3, 4);
+void api_reply_invalid(struct api_req *req, const char *field, const char *fmt,
+                       ...) PRINTF_LIKE(3, 4);
 /* Sends text (stolen, malloc'd) with the given status and content type. */
 void api_reply_text(struct api_req *req, unsigned status, char *text,
                     size_t len, const char *content_type);
@@ -217,12 +237,14 @@ struct api_event_count {
 };
 size_t api_events_counts(struct api *api, const struct api_event_count **out);
 /* Deregistrations by reason (deregistered, expired, replaced). */
-size_t api_events_reasons(struct api *api,
-                          const struct api_event_count **out);
+size_t api_events_reasons(struct api *api, const struct api_event_count **out);
 size_t api_events_streams(struct api *api);
 /* Sends a streaming reply whose body comes from reader (MHD's callback). */
 void api_reply_stream(struct api_req *req, const char *content_type,
                       MHD_ContentReaderCallback reader, void *cls);
+/* Sends len bytes of the file fd (stolen) from offset off, with status. */
+void api_reply_fd(struct api_req *req, unsigned status, int fd, uint64_t off,
+                  uint64_t len, const char *content_type);
 
 /*
  * After starting asynchronous work: replies at once if the work already
@@ -268,6 +290,18 @@ void api_list_component_versions(struct api_req *req);
 void api_list_device_sent(struct api_req *req);
 void api_list_objects(struct api_req *req);
 void api_get_object(struct api_req *req);
+void api_put_package(struct api_req *req);
+void api_post_package(struct api_req *req);
+void api_list_packages(struct api_req *req);
+void api_get_package(struct api_req *req);
+void api_patch_package(struct api_req *req);
+void api_delete_package(struct api_req *req);
+void api_get_package_content(struct api_req *req);
+void api_get_fw(struct api_req *req);
 void api_get_openapi(struct api_req *req);
+void api_create_update(struct api_req *req);
+void api_get_job(struct api_req *req);
+void api_list_device_jobs(struct api_req *req);
+void api_cancel_job(struct api_req *req);
 
 #endif

@@ -42,20 +42,20 @@ void api_list_audit(struct api_req *req)
       api_query_cursor_id(req, &before) < 0)
     return;
   if (action && (action[0] == '\0' || strlen(action) > 64)) {
-    api_reply_invalid(req, "action", "expected an action such as "
-                                     "token.create");
+    api_reply_invalid(req, "action",
+                      "expected an action such as "
+                      "token.create");
     return;
   }
   al.arr = json_array();
-  if (db_audit_list(req->api->db, before, action, limit, add_entry, &al) <
-      0) {
+  if (db_audit_list(req->api->db, before, action, limit, add_entry, &al) < 0) {
     json_decref(al.arr);
     api_reply_error(req, 500, "internal", "cannot read the audit log");
     return;
   }
   snprintf(next, sizeof(next), "%lld", (long long)al.last);
-  api_reply_json(req, 200,
-                 json_pack("{s:o, s:s?}", "entries", al.arr, "next_cursor",
-                           json_array_size(al.arr) == (size_t)limit ? next
-                                                                    : NULL));
+  api_reply_json(
+      req, 200,
+      json_pack("{s:o, s:s?}", "entries", al.arr, "next_cursor",
+                json_array_size(al.arr) == (size_t)limit ? next : NULL));
 }

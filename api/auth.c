@@ -33,8 +33,8 @@
 struct api_bucket {
   struct hmap_node node;
   int64_t token_id;
-  double level;   /* requests that may be made now */
-  int64_t at;     /* loop time of the last refill, ms */
+  double level; /* requests that may be made now */
+  int64_t at;   /* loop time of the last refill, ms */
 };
 
 /* Fills out with a new token; returns 0 or a negative errno. */
@@ -124,8 +124,9 @@ static int bootstrap(struct api *api, const char *token_file, char *err,
   if (n > 0)
     return 0;
   if (!token_file || !token_file[0]) {
-    snprintf(err, errlen, "api_token_file: required to create the first "
-                          "API token");
+    snprintf(err, errlen,
+             "api_token_file: required to create the first "
+             "API token");
     return -EINVAL;
   }
   rc = token_generate(token);
@@ -315,8 +316,8 @@ static const char *bearer_token(const char *hdr, size_t *len)
 int api_authenticate(struct api_req *req, enum api_scope need)
 {
   struct api *api = req->api;
-  const char *hdr = MHD_lookup_connection_value(
-      req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
   struct found_token f = {0};
   uint8_t hash[DB_TOKEN_HASH_LEN];
   char remote[64];
@@ -356,8 +357,7 @@ int api_authenticate(struct api_req *req, enum api_scope need)
       log_info("%s %s from %s: revoked token %lld", req->method, req->path,
                remote, (long long)f.id);
     else
-      log_info("%s %s from %s: unknown token", req->method, req->path,
-               remote);
+      log_info("%s %s from %s: unknown token", req->method, req->path, remote);
     unauthorized(req, "invalid_token",
                  f.found ? "the token was revoked" : "unknown token");
     return -1;
@@ -431,10 +431,10 @@ void api_list_tokens(struct api_req *req)
     return;
   }
   snprintf(next, sizeof(next), "%lld", (long long)tl.last);
-  api_reply_json(req, 200,
-                 json_pack("{s:o, s:s?}", "tokens", tl.arr, "next_cursor",
-                           json_array_size(tl.arr) == (size_t)limit ? next
-                                                                    : NULL));
+  api_reply_json(
+      req, 200,
+      json_pack("{s:o, s:s?}", "tokens", tl.arr, "next_cursor",
+                json_array_size(tl.arr) == (size_t)limit ? next : NULL));
 }
 
 static void got_token_json(void *arg, const struct db_token *t)
@@ -515,7 +515,8 @@ void api_create_token(struct api_req *req)
   }
   t.name = json_string_value(v);
   v = json_object_get(body, "scope");
-  if (!json_is_string(v) || api_scope_parse(json_string_value(v), &scope) < 0) {
+  if (!json_is_string(v) ||
+      api_scope_parse(json_string_value(v), &scope) < 0) {
     api_reply_invalid(req, "scope", "%s; expected read, operator or admin",
                       v ? "not a scope" : "required");
     goto out;
@@ -579,10 +580,10 @@ void api_revoke_token(struct api_req *req)
   }
   rc = db_token_revoke(req->api->db, id, loop_wall(req->api->loop));
   if (rc == 0)
-    rc = api_audit(req, "token.revoke", target,
-                   json_pack("{s:O, s:O}", "name",
-                             json_object_get(cur, "name"), "scope",
-                             json_object_get(cur, "scope")));
+    rc =
+        api_audit(req, "token.revoke", target,
+                  json_pack("{s:O, s:O}", "name", json_object_get(cur, "name"),
+                            "scope", json_object_get(cur, "scope")));
   if (rc == 0)
     rc = db_action_end(req->api->db, true);
   if (rc < 0) {

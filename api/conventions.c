@@ -11,9 +11,9 @@
 #define LOG_TAG "api"
 
 static const char *const scope_names[] = {
-    [API_SCOPE_UNSET] = "unset",       [API_SCOPE_PUBLIC] = "public",
-    [API_SCOPE_READ] = "read",         [API_SCOPE_OPERATOR] = "operator",
-    [API_SCOPE_ADMIN] = "admin",       [API_SCOPE_METRICS] = "metrics",
+    [API_SCOPE_UNSET] = "unset", [API_SCOPE_PUBLIC] = "public",
+    [API_SCOPE_READ] = "read",   [API_SCOPE_OPERATOR] = "operator",
+    [API_SCOPE_ADMIN] = "admin", [API_SCOPE_METRICS] = "metrics",
 };
 
 const char *api_scope_name(enum api_scope scope)
@@ -125,15 +125,14 @@ int api_check_if_match(struct api_req *req, json_t *current, bool required)
     return 0;
   api_add_header(req, MHD_HTTP_HEADER_ETAG, etag);
   api_reply_error(req, 412, "precondition_failed",
-                  "If-Match: the resource changed (its ETag is now %s)",
-                  etag);
+                  "If-Match: the resource changed (its ETag is now %s)", etag);
   return -1;
 }
 
 void api_remote(struct api_req *req, char *buf, size_t len)
 {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-      req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
   if (ci && ci->client_addr)
     format_sockaddr(ci->client_addr, buf, len);
@@ -170,8 +169,9 @@ int api_query_cursor_id(struct api_req *req, int64_t *out)
 
   *out = 0;
   if (s && parse_int64(s, 1, INT64_MAX, out) < 0) {
-    api_reply_invalid(req, "cursor", "expected the next_cursor of a previous "
-                                     "page");
+    api_reply_invalid(req, "cursor",
+                      "expected the next_cursor of a previous "
+                      "page");
     return -EINVAL;
   }
   return 0;

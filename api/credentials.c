@@ -112,8 +112,8 @@ static int opt_string(struct api_req *req, json_t *body, const char *key,
  */
 void api_create_credential(struct api_req *req)
 {
-  static const char *const fields[] = {"endpoint", "type", "identity", "key",
-                                       "public_key", NULL};
+  static const char *const fields[] = {"endpoint", "type",       "identity",
+                                       "key",      "public_key", NULL};
   struct db_credential c = {0};
   uint8_t key[PSK_MAX], pub[RPK_MAX];
   char hex[2 * PSK_MAX + 1] = "";

@@ -355,8 +355,8 @@ static int parse_attrs(const json_t *o, char *buf, size_t len, char *err,
 void api_device_op(struct api_req *req)
 {
   static const char *const fields[] = {
-      "path",   "format", "timeout",    "queue", "value",
-      "values", "args",   "attributes", "paths", NULL};
+      "path", "format",     "timeout", "queue", "value", "values",
+      "args", "attributes", "paths",   "rst",   NULL};
   struct api *api = req->api;
   const char *ep = req->params[0];
   struct srv_request sr = {0};
@@ -501,10 +501,17 @@ void api_device_op(struct api_req *req)
       goto out;
     }
     break;
+  case SRV_OP_CANCEL_OBSERVE:
+    v = json_object_get(body, "rst");
+    if (v && !json_is_boolean(v)) {
+      api_reply_error(req, 400, "bad_request", "rst: expected true or false");
+      goto out;
+    }
+    sr.cancel_by_rst = json_is_true(v);
+    break;
   case SRV_OP_READ:
   case SRV_OP_DISCOVER:
   case SRV_OP_OBSERVE:
-  case SRV_OP_CANCEL_OBSERVE:
     break;
   }
   if (sr.op != SRV_OP_READ_COMPOSITE && sr.op != SRV_OP_OBSERVE_COMPOSITE &&

@@ -23,13 +23,13 @@
 
 #define LOG_TAG "api"
 
-#define RING_MAX 2048   /* newest events kept in memory for the streams */
-#define PAGE 256        /* rows per database read */
-#define PUMP_MAX 4096   /* new rows the pump reads per loop iteration */
+#define RING_MAX 2048    /* newest events kept in memory for the streams */
+#define PAGE 256         /* rows per database read */
+#define PUMP_MAX 4096    /* new rows the pump reads per loop iteration */
 #define SCAN_BUDGET 2048 /* events a stream looks at before yielding */
 #define STREAM_BUF 16384 /* a stream's buffer is refilled up to this */
-#define DATA_MAX 65536  /* event data larger than this is left out */
-#define FILTER_TYPES 16 /* types in one ?type= filter */
+#define DATA_MAX 65536   /* event data larger than this is left out */
+#define FILTER_TYPES 16  /* types in one ?type= filter */
 #define TYPE_LEN_MAX 31
 #define COUNTS_MAX 48 /* distinct event types counted for /metrics */
 #define SWEEP_INTERVAL_MS 60000
@@ -199,9 +199,20 @@ static void on_new_event(void *arg, const struct db_event *e)
           why ? why : "unknown");
     json_decref(d);
   }
-  ring_push(ev, e);
+  /* Nobody listens: the ring is not needed to start a stream (it reads
+   * what the ring lacks from the database), so skip formatting. */
+  if (ev->nsubs == 0) {
+    while (ev->count > 0) {
+      ring_item_free(ring_at(ev, 0));
+      ev->head = (ev->head + 1) % RING_MAX;
+      ev->count--;
+    }
+    ev->ring_from = e->id;
+  } else {
+    ring_push(ev, e);
+    ev->wake = true;
+  }
   ev->hwm = e->id;
-  ev->wake = true;
 }
 
 /* Reads the rows committed since the last look, a bounded number. */
@@ -214,8 +225,8 @@ static void read_new(struct api *api)
   for (;;) {
     struct pump_ctx pc = {.ev = ev};
 
-    if (db_events_list(api->db, ev->hwm, INT64_MAX, PAGE, on_new_event,
-                       &pc) < 0)
+    if (db_events_list(api->db, ev->hwm, INT64_MAX, PAGE, on_new_event, &pc) <
+        0)
       return;
     total += pc.rows;
     if (pc.rows < PAGE)
@@ -263,8 +274,9 @@ static void sub_event(struct api_sub *s, int64_t id, const char *type,
     return;
   }
   /* Types are fotad's own words; a line break would end the field. */
-  n = snprintf(head, sizeof(head), "id: %lld\nevent: %.*s\ndata: ",
-               (long long)id, (int)strcspn(type, "\r\n"), type);
+  n = snprintf(head, sizeof(head),
+               "id: %lld\nevent: %.*s\ndata: ", (long long)id,
+               (int)strcspn(type, "\r\n"), type);
   sub_append(s, head, (size_t)n < sizeof(head) ? (size_t)n : 0);
   sub_append(s, json, strlen(json));
   sub_append(s, "\n\n", 2);
@@ -314,8 +326,8 @@ static void sub_fill(struct api_sub *s)
       int64_t upto = limit < ev->ring_from ? limit : ev->ring_from;
       struct page_ctx pc = {.sub = s};
 
-      if (db_events_list(s->api->db, s->last, upto, PAGE, on_old_event,
-                         &pc) < 0) {
+      if (db_events_list(s->api->db, s->last, upto, PAGE, on_old_event, &pc) <
+          0) {
         s->ended = true;
         return;
       }
@@ -348,8 +360,7 @@ static void sub_fill(struct api_sub *s)
   if (!s->follow && s->last >= s->until)
     s->ended = true;
   if (s->len == 0 && s->heartbeat_due && !s->ended)
-    sub_append(s, s->ndjson ? "\n" : ": keep-alive\n\n",
-               s->ndjson ? 1 : 14);
+    sub_append(s, s->ndjson ? "\n" : ": keep-alive\n\n", s->ndjson ? 1 : 14);
   if (s->len > 0)
     s->heartbeat_due = false;
 }
@@ -385,8 +396,7 @@ static void wake_streams(struct api_events *ev)
   for (struct api_sub *s = ev->subs; s; s = s->next) {
     int64_t limit = s->follow ? ev->hwm : s->until;
 
-    if (s->suspended &&
-        (s->last < limit || s->heartbeat_due || ev->closing)) {
+    if (s->suspended && (s->last < limit || s->heartbeat_due || ev->closing)) {
       s->suspended = false;
       MHD_resume_connection(s->conn);
       s->api->kick = true;
@@ -560,8 +570,8 @@ static int parse_stream(struct api_req *req, struct api_sub *s)
   const char *device = api_query(req, "device");
   const char *rollout = api_query(req, "rollout");
   const char *after = api_query(req, "after");
-  const char *leid = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                 "Last-Event-ID");
+  const char *leid =
+      MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Last-Event-ID");
 
   if (format && strcmp(format, "ndjson") != 0 && strcmp(format, "sse") != 0) {
     api_reply_invalid(req, "format", "expected sse or ndjson");
@@ -595,8 +605,9 @@ static int parse_stream(struct api_req *req, struct api_sub *s)
     return -EINVAL;
   }
   if (!leid && after && parse_int64(after, 0, INT64_MAX, &s->last) < 0) {
-    api_reply_invalid(req, "after", "expected an event id (0: from the "
-                                    "oldest kept)");
+    api_reply_invalid(req, "after",
+                      "expected an event id (0: from the "
+                      "oldest kept)");
     return -EINVAL;
   }
   s->until = ev->hwm;

@@ -1,5 +1,6 @@
 #include "api/api_int.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -119,8 +120,8 @@ static void queue(struct api_req *req, unsigned status, char *text, size_t len,
   req->replied = true;
   /* A representation a GET shows carries its ETag, so that a client can
    * poll with If-None-Match and make a later change conditional. */
-  if (status == MHD_HTTP_OK && (strcmp(req->method, "GET") == 0 ||
-                                strcmp(req->method, "HEAD") == 0)) {
+  if (status == MHD_HTTP_OK &&
+      (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
     char etag[40];
     const char *inm = MHD_lookup_connection_value(
         req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
@@ -185,8 +186,8 @@ void api_reply_stream(struct api_req *req, const char *content_type,
   count_reply(req, MHD_HTTP_OK);
   /* Unknown size: chunked on HTTP/1.1. No free callback: the stream's
    * state belongs to the request and goes with it (req_free()). */
-  resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader,
-                                           cls, NULL);
+  resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, cls,
+                                           NULL);
   if (!resp) {
     log_err("cannot create a stream for %s %s", req->method, req->path);
     return;
@@ -194,6 +195,30 @@ void api_reply_stream(struct api_req *req, const char *content_type,
   add_headers(req, resp, content_type);
   if (MHD_queue_response(req->conn, MHD_HTTP_OK, resp) != MHD_YES)
     log_warn("cannot queue the stream to %s %s", req->method, req->path);
+  MHD_destroy_response(resp);
+}
+
+void api_reply_fd(struct api_req *req, unsigned status, int fd, uint64_t off,
+                  uint64_t len, const char *content_type)
+{
+  struct MHD_Response *resp;
+
+  if (req->replied) {
+    close(fd);
+    return;
+  }
+  req->replied = true;
+  count_reply(req, status);
+  /* MHD sends the file with sendfile() where it can and closes fd. */
+  resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+  if (!resp) {
+    log_err("cannot create a file response for %s %s", req->method, req->path);
+    close(fd);
+    return;
+  }
+  add_headers(req, resp, content_type);
+  if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
+    log_warn("cannot queue the file to %s %s", req->method, req->path);
   MHD_destroy_response(resp);
 }
 
@@ -220,8 +245,8 @@ void api_reply_error(struct api_req *req, unsigned status, const char *code,
   api_reply_json(req, status, body);
 }
 
-void api_reply_invalid(struct api_req *req, const char *field,
-                       const char *fmt, ...)
+void api_reply_invalid(struct api_req *req, const char *field, const char *fmt,
+                       ...)
 {
   char what[448], msg[512];
   va_list ap;
@@ -332,7 +357,9 @@ json_t *api_body_json(struct api_req *req)
     api_reply_error(req, 400, "bad_request", "a JSON object body is required");
     return NULL;
   }
-  j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  /* Any JSON value parses, so that "5" gets told it is not an object. */
+  j = json_loadb(req->body, req->body_len,
+                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!j) {
     api_reply_error(req, 400, "bad_json",
                     "malformed JSON at line %d column "
@@ -405,9 +432,9 @@ static void route_find(struct api_req *req, bool *public_path)
       free(req->params[k]);
     req->nparams = 0;
     *public_path = *public_path && r->scope == API_SCOPE_PUBLIC;
-    allow_len +=
-        (size_t)snprintf(req->allow + allow_len, sizeof(req->allow) - allow_len,
-                         "%s%s", allow_len ? ", " : "", r->method);
+    allow_len += (size_t)snprintf(req->allow + allow_len,
+                                  sizeof(req->allow) - allow_len, "%s%s",
+                                  allow_len ? ", " : "", r->method);
     if (allow_len >= sizeof(req->allow))
       allow_len = sizeof(req->allow) - 1;
   }
@@ -459,6 +486,24 @@ static void dispatch(struct api_req *req)
     api_reply_error(req, 500, "internal", "handler gave no reply");
 }
 
+/*
+ * A streaming route's handler runs before the body: it replies (an error)
+ * or sets body_end, which replies once the whole body is in.
+ */
+static void stream_start(struct api_req *req)
+{
+  req->route->fn(req);
+  if (!req->replied && !req->body_end)
+    api_reply_error(req, 500, "internal", "handler gave no reply");
+}
+
+static void stream_end(struct api_req *req)
+{
+  req->body_end(req);
+  if (!req->replied && !req->suspended)
+    api_reply_error(req, 500, "internal", "handler gave no reply");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *data,
@@ -479,6 +524,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     admit(req);
     if (req->replied)
       return MHD_YES;
+    /* A streaming route takes its body as it comes, under its own limit. */
+    if (req->route && (req->route->flags & API_STREAM_BODY)) {
+      stream_start(req);
+      return MHD_YES;
+    }
     /* Refuse an announced oversized body before reading any of it. */
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -495,7 +545,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (*data_size > 0) {
-    if (!req->replied && !req->too_large) {
+    if (req->body_end) {
+      if (req->body_cb && req->body_cb(req, data, *data_size) < 0)
+        req->body_cb = NULL; /* the rest is read and dropped */
+    } else if (!req->replied && !req->too_large) {
       if ((int64_t)(req->body_len + *data_size) > api->max_body) {
         req->too_large = true;
         free(req->body);
@@ -525,14 +578,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                     (long long)api->max_body);
     return MHD_YES;
   }
-  dispatch(req);
+  if (req->body_end)
+    stream_end(req);
+  else
+    dispatch(req);
   return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **req_cls, enum MHD_RequestTerminationCode toe)
 {
-  req_free(*req_cls);
+  struct api_req *req = *req_cls;
+
+  /* The handler may free its state, or count what it served. */
+  if (req && req->cleanup)
+    req->cleanup(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  req_free(req);
   *req_cls = NULL;
 }
 
@@ -614,6 +675,32 @@ fail:
   return NULL;
 }
 
+static void tls_audit(void *session, const char *text)
+{
+  size_t n = strcspn(text, "\n");
+
+  log_warn("tls: %.*s", (int)n, text);
+}
+
+/*
+ * GnuTLS has one audit-log hook per process, and libcoap's GnuTLS backend
+ * installs one that takes every session's transport pointer for a libcoap
+ * session. libmicrohttpd's sessions hold its connection there, so the
+ * first audit message of an HTTPS connection (a client sending plain HTTP
+ * is enough) would crash fotad. Once libcoap is set up, a hook that looks
+ * at no session takes its place. It is looked up at run time: GnuTLS is
+ * loaded by libcoap and libmicrohttpd, and fotad itself does not link it.
+ */
+static void replace_tls_audit_hook(void)
+{
+  typedef void audit_fn(void *session, const char *text);
+  void (*set)(audit_fn *);
+
+  *(void **)&set = dlsym(RTLD_DEFAULT, "gnutls_global_set_audit_log_function");
+  if (set)
+    set(tls_audit);
+}
+
 /* Every route declares the scope its caller needs: a new route that forgot
  * would otherwise be open, or closed, by accident. */
 static int check_routes(char *err, size_t errlen)
@@ -664,6 +751,7 @@ struct api *api_new(struct loop *loop, struct db *db, struct srv *srv,
   api->loop = loop;
   api->db = db;
   api->srv = srv;
+  api->orch = cfg->orch;
   api->epoll_fd = -1;
   api->max_body = cfg->max_body;
   api->started_wall = loop_wall(loop);
@@ -693,6 +781,7 @@ struct api *api_new(struct loop *loop, struct db *db, struct srv *srv,
     if (!api->tls_key)
       goto fail;
     api->tls = true;
+    replace_tls_audit_hook();
   }
   if (api_auth_start(api, cfg->token_file, err, errlen) < 0 ||
       api_events_start(api, err, errlen) < 0)
@@ -763,11 +852,6 @@ void api_free(struct api *api)
 int api_http_port(const struct api *api)
 {
   return api->port;
-}
-
-void api_set_max_body(struct api *api, int64_t max_body)
-{
-  api->max_body = max_body;
 }
 
 void api_reconfigure(struct api *api, const struct api_config *cfg)

@@ -53,7 +53,7 @@ static void derive_key(struct api_req *req, const char *request,
 
 /* Encrypts or decrypts text in place of out (len bytes, plus the tag). */
 static int seal(bool encrypt, const uint8_t key[32], const uint8_t *nonce,
-                 const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+                const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
   mbedtls_gcm_context gcm;
   int rc;
@@ -110,7 +110,7 @@ static int replay(struct api_req *req, const char *request, struct stored *st)
   text = xmalloc(len + 1);
   derive_key(req, request, key);
   if (seal(false, key, st->nonce, st->sealed, len, (uint8_t *)text,
-            st->sealed + len) < 0) {
+           st->sealed + len) < 0) {
     explicit_bzero(key, sizeof(key));
     free(text);
     api_reply_error(req, 500, "internal", "the stored reply is damaged");
@@ -199,7 +199,7 @@ void api_idem_store(struct api_req *req, unsigned status, const char *text,
   derive_key(req, request, key);
   if (crypto_random(nonce, sizeof(nonce)) < 0 ||
       seal(true, key, nonce, (const uint8_t *)text, len, sealed,
-            sealed + len) < 0) {
+           sealed + len) < 0) {
     log_warn("%s: cannot seal the reply for Idempotency-Key '%s'", request,
              req->idem_key);
     goto out;

@@ -127,8 +127,8 @@ static void put_state(void *arg, const char *state, int64_t n)
   struct state_ctx *sc = arg;
   char buf[128];
 
-  put(sc->o, "%s{state=\"%s\"} %lld\n", sc->name,
-      esc(state, buf, sizeof(buf)), (long long)n);
+  put(sc->o, "%s{state=\"%s\"} %lld\n", sc->name, esc(state, buf, sizeof(buf)),
+      (long long)n);
 }
 
 static void devices(struct out *o, struct api *api)
@@ -216,9 +216,9 @@ static void http(struct out *o, struct api *api)
   for (size_t r = 0; r <= api_nroutes; r++) {
     const struct api_route_stats *rs = &api->route_stats[r];
     const char *method = r < api_nroutes ? api_routes[r].method : "";
-    const char *route =
-        r < api_nroutes ? esc(api_routes[r].pattern, buf, sizeof(buf))
-                        : "unmatched";
+    const char *route = r < api_nroutes
+                            ? esc(api_routes[r].pattern, buf, sizeof(buf))
+                            : "unmatched";
 
     for (size_t i = 0; i < API_STATUS_SLOTS && rs->status[i]; i++)
       put(o,
@@ -267,8 +267,8 @@ void api_get_metrics(struct api_req *req)
             "Time each event-loop iteration spent working (not waiting).",
             loop_latency(api->loop));
   if (o.full)
-    log_warn("the metrics exceed %d bytes; the rest is left out",
-             METRICS_MAX);
-  api_reply_text(req, 200, o.p, o.len, "text/plain; version=0.0.4; "
-                                       "charset=utf-8");
+    log_warn("the metrics exceed %d bytes; the rest is left out", METRICS_MAX);
+  api_reply_text(req, 200, o.p, o.len,
+                 "text/plain; version=0.0.4; "
+                 "charset=utf-8");
 }

@@ -123,6 +123,17 @@ static int validate_settings(const struct settings *cfg, const char *path,
              path ? path : "(defaults)");
     return -EINVAL;
   }
+  if (cfg->mcuboot_keys_dir[0]) {
+    /* Checked here too, so that --check-config catches a bad key. */
+    struct orch_mcuboot_keys *trusted =
+        orch_mcuboot_keys_load(cfg->mcuboot_keys_dir, why, sizeof(why));
+
+    if (!trusted) {
+      snprintf(err, errlen, "%s: %s", path ? path : "(defaults)", why);
+      return -EINVAL;
+    }
+    orch_mcuboot_keys_free(trusted);
+  }
   return 0;
 }
 
@@ -301,6 +312,14 @@ static int run(struct daemon *d)
   struct orch_config ocfg = {
       .reconcile_interval = d->cfg.component_reconcile_interval,
       .observe_pmax = d->cfg.component_observe_pmax,
+      .state_dir = d->cfg.state_dir,
+      .package_max_size = d->cfg.package_max_size,
+      .mcuboot_keys_dir = d->cfg.mcuboot_keys_dir,
+      .download_host = d->cfg.download_host,
+      .job_download_timeout = d->cfg.job_download_timeout,
+      .job_update_timeout = d->cfg.job_update_timeout,
+      .job_reboot_timeout = d->cfg.job_reboot_timeout,
+      .job_push_max_size = d->cfg.job_push_max_size,
   };
   struct sigaction sa = {.sa_handler = on_signal};
   sigset_t block, wait_mask;
@@ -361,11 +380,15 @@ static int run(struct daemon *d)
     log_err("%s", err);
     goto out;
   }
+  acfg.orch = d->orch;
   d->api = api_new(d->loop, d->db, d->srv, &acfg, err, sizeof(err));
   if (!d->api) {
     log_err("%s", err);
     goto out;
   }
+  /* Package URIs name the HTTP listener, known only now. */
+  orch_set_http_port(d->orch, api_http_port(d->api),
+                     d->cfg.http_tls_cert_file[0] != '\0');
   if (loop_hook_add(d->loop, check_signals, d) < 0)
     goto out;
   if (d->portfile && write_portfile(d) < 0)

@@ -27,6 +27,13 @@ struct settings {
   int64_t queue_request_expiry;
   int64_t component_reconcile_interval;
   int64_t component_observe_pmax;
+  int64_t package_max_size;
+  char *mcuboot_keys_dir;
+  char *download_host;
+  int64_t job_download_timeout;
+  int64_t job_update_timeout;
+  int64_t job_reboot_timeout;
+  int64_t job_push_max_size;
   char *http_listen;
   int64_t http_max_body;
   int64_t http_max_connections;

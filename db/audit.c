@@ -46,22 +46,43 @@ out:
  */
 int db_action_begin(struct db *db)
 {
-  return exec_simple(db, "SAVEPOINT fotad_action");
+  bool outermost = sqlite3_get_autocommit(db->h);
+  int rc = exec_simple(db, "SAVEPOINT fotad_action");
+
+  /* Its own transaction: timed like db_begin() ones, for the metrics. */
+  if (rc == 0 && outermost)
+    db->action_started_us = mono_us();
+  return rc;
+}
+
+/* Records the duration of an action that was its own transaction. */
+static void action_ended(struct db *db)
+{
+  if (db->action_started_us == 0 || !sqlite3_get_autocommit(db->h))
+    return;
+  latency_hist_add(&db->txn_latency, mono_us() - db->action_started_us);
+  db->action_started_us = 0;
 }
 
 int db_action_end(struct db *db, bool commit)
 {
   int rc;
 
-  if (commit)
-    return exec_simple(db, "RELEASE fotad_action");
+  if (commit) {
+    rc = exec_simple(db, "RELEASE fotad_action");
+    action_ended(db);
+    return rc;
+  }
   /* ROLLBACK TO keeps the savepoint open; RELEASE then closes it. SQLite
    * may already have rolled everything back after some errors. */
-  if (sqlite3_get_autocommit(db->h))
+  if (sqlite3_get_autocommit(db->h)) {
+    action_ended(db);
     return 0;
+  }
   rc = exec_simple(db, "ROLLBACK TO fotad_action");
   if (rc == 0)
     rc = exec_simple(db, "RELEASE fotad_action");
+  action_ended(db);
   return rc;
 }
 
@@ -116,9 +137,8 @@ int db_audit_list(struct db *db, int64_t before_id, const char *action,
                                    "ORDER BY id DESC LIMIT ?3",
                      &st);
   else
-    rc = db_stmt_get(db,
-                     AUDIT_COLUMNS "WHERE id < ?1 ORDER BY id DESC LIMIT ?3",
-                     &st);
+    rc = db_stmt_get(
+        db, AUDIT_COLUMNS "WHERE id < ?1 ORDER BY id DESC LIMIT ?3", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);

@@ -310,8 +310,8 @@ int db_audit_list(struct db *db, int64_t before_id, const char *action,
 struct db_token {
   int64_t id;
   const char *name;
-  const uint8_t *hash; /* DB_TOKEN_HASH_LEN bytes */
-  const char *scope;   /* read, operator, admin */
+  const uint8_t *hash;                          /* DB_TOKEN_HASH_LEN bytes */
+  const char *scope;                            /* read, operator, admin */
   int64_t created_at, last_used_at, revoked_at; /* Unix ms; 0: never */
 };
 
@@ -356,8 +356,7 @@ typedef void db_idem_cb(void *arg, const struct db_idem *r);
 
 /* The reply stored at or after since; -ENOENT if none. */
 int db_idem_get(struct db *db, int64_t token_id, const char *key,
-                const char *request, int64_t since, db_idem_cb *cb,
-                void *arg);
+                const char *request, int64_t since, db_idem_cb *cb, void *arg);
 /* Stores a reply, replacing an expired one for the same key. */
 int db_idem_put(struct db *db, const struct db_idem *r);
 /* Deletes the replies stored before before; sets *n. */
@@ -378,8 +377,8 @@ struct db_component {
   const char *pkg_name, *pkg_version;
   const char *protocols; /* JSON array of integers */
   int64_t delivery_method, severity;
-  int64_t last_state_change; /* Unix ms */
-  int64_t max_defer_period;  /* s */
+  int64_t last_state_change;        /* Unix ms */
+  int64_t max_defer_period;         /* s */
   const char *linked, *conflicting; /* JSON arrays of instance ids */
   int64_t updated_at;
 };
@@ -394,8 +393,8 @@ int db_component_get(struct db *db, int64_t device_id, int oid, int iid,
 int db_components_of_device(struct db *db, int64_t device_id,
                             db_component_cb *cb, void *arg);
 /* Removes components of a device not in the keep list (oid<<16 | iid). */
-int db_components_prune(struct db *db, int64_t device_id,
-                        const uint32_t *keep, size_t n);
+int db_components_prune(struct db *db, int64_t device_id, const uint32_t *keep,
+                        size_t n);
 /* The fleet's versions: per component name and version, how many devices
  * run it (in name, version order). */
 int db_component_versions(struct db *db,
@@ -409,5 +408,140 @@ int db_device_set_firmware(struct db *db, int64_t device_id,
 /* A device's timeline (struct db_event), oldest first, ids after after_id. */
 int db_timeline_list(struct db *db, int64_t device_id, int64_t after_id,
                      int limit, db_event_cb *cb, void *arg);
+
+/*
+ * Packages (packages.c): uploaded images and their verification. Strings
+ * are borrowed on input and valid only during the callback on output.
+ */
+struct db_package {
+  int64_t id;
+  const char *component;
+  const char *version;
+  const char *sha256; /* 64 lowercase hex digits */
+  int64_t size;
+  const char *file;            /* relative to the state folder */
+  const char *filename;        /* as uploaded; may be NULL */
+  const char *mcuboot;         /* valid, invalid, unsigned; NULL: plain */
+  const char *mcuboot_detail;  /* may be NULL */
+  const char *mcuboot_version; /* "1.2.3+4"; may be NULL */
+  bool forced;                 /* may be rolled out although invalid */
+  const char *download_token;
+  int64_t created_at; /* Unix ms */
+};
+
+typedef void db_package_cb(void *arg, const struct db_package *p);
+
+/* Adds a package; sets p->id. -EEXIST if its component and version (or
+ * its download token) are taken. */
+int db_package_add(struct db *db, struct db_package *p);
+/* One package; -ENOENT if there is none. */
+int db_package_get(struct db *db, int64_t id, db_package_cb *cb, void *arg);
+int db_package_by_version(struct db *db, const char *component,
+                          const char *version, db_package_cb *cb, void *arg);
+int db_package_by_token(struct db *db, const char *token, db_package_cb *cb,
+                        void *arg);
+/* Newest first, with id < before_id (0: from the newest), of one
+ * component (NULL: any), at most limit. */
+int db_packages_list(struct db *db, const char *component, int64_t before_id,
+                     int limit, db_package_cb *cb, void *arg);
+/* Number of packages stored with this sha256 (they share one file). */
+int db_packages_count_sha256(struct db *db, const char *sha256, int64_t *n);
+/* Sets the forced flag; -ENOENT if there is no such package. */
+int db_package_set_forced(struct db *db, int64_t id, bool forced);
+/* How many rollouts and jobs refer to a package. */
+int db_package_usage(struct db *db, int64_t id, int64_t *rollouts,
+                     int64_t *jobs);
+/* Deletes a package: -ENOENT if absent, -EBUSY if a rollout or a job
+ * refers to it. */
+int db_package_delete(struct db *db, int64_t id);
+
+/*
+ * Update jobs (jobs.c): a device's update of one or more components, and
+ * their steps. Strings are borrowed on input and valid only during the
+ * callback on output; times are Unix ms, 0 for none; update_result,
+ * start_result and result are -1 for none.
+ */
+struct db_job {
+  int64_t id;
+  int64_t rollout_id; /* 0: a job of its own */
+  int64_t device_id;
+  const char *endpoint; /* output only */
+  const char *state;
+  int64_t attempt;
+  const char *failure_class; /* NULL unless failed or timed out */
+  int64_t update_result;
+  const char *detail;   /* may be NULL */
+  const char *delivery; /* coap, coaps, http, https, push; NULL: not yet */
+  bool forced;
+  int64_t created_at, updated_at, started_at, executed_at, deadline_at,
+      finished_at;
+};
+
+struct db_job_component {
+  int64_t job_id, component_id, package_id;
+  int position;
+  int oid, iid;
+  const char *state;
+  const char *from_version; /* may be NULL */
+  int64_t start_result, result;
+  const char *uri; /* may be NULL */
+  int64_t blocks, bytes, last_block_at, updated_at;
+  /* Output only: the component's name and the package's fields. */
+  const char *name;
+  const char *pkg_component, *pkg_version, *pkg_sha256, *pkg_token;
+  int64_t pkg_size;
+};
+
+typedef void db_job_cb(void *arg, const struct db_job *j);
+typedef void db_job_component_cb(void *arg, const struct db_job_component *c);
+
+/* Inserts a job; sets j->id. -EEXIST if the device has an active job. */
+int db_job_add(struct db *db, struct db_job *j);
+int db_job_component_add(struct db *db, const struct db_job_component *c);
+/* Stores the mutable fields of a job (state to finished_at). */
+int db_job_update(struct db *db, const struct db_job *j);
+/* Stores state, result, uri, progress and updated_at of a component. */
+int db_job_component_update(struct db *db, const struct db_job_component *c);
+/* One job; -ENOENT if there is none. */
+int db_job_get(struct db *db, int64_t id, db_job_cb *cb, void *arg);
+/* The id of the device's active job, or -ENOENT. */
+int db_job_active_of_device(struct db *db, int64_t device_id, int64_t *id);
+/* Every active (unfinished) job, in id order. */
+int db_jobs_active(struct db *db, db_job_cb *cb, void *arg);
+/* A job's components in position order. */
+int db_job_components(struct db *db, int64_t job_id, db_job_component_cb *cb,
+                      void *arg);
+/* A device's jobs, newest first, with id < before_id (0: from the newest),
+ * at most limit. */
+int db_jobs_of_device(struct db *db, int64_t device_id, int64_t before_id,
+                      int limit, db_job_cb *cb, void *arg);
+/* A job's timeline events (struct db_event), oldest first, ids after
+ * after_id, at most limit. */
+int db_job_events(struct db *db, int64_t job_id, int64_t after_id, int limit,
+                  db_event_cb *cb, void *arg);
+
+/*
+ * The package fields a job needs, read by jobs.c on its own so that jobs
+ * do not depend on the repository's queries. mcuboot is NULL for a plain
+ * image; forced allows an invalid one.
+ */
+struct db_job_package {
+  int64_t id;
+  const char *component, *version;
+  const char *sha256; /* 64 lowercase hex digits */
+  int64_t size;
+  const char *file; /* relative to the state folder */
+  const char *download_token;
+  const char *mcuboot;
+  bool forced;
+};
+
+typedef void db_job_package_cb(void *arg, const struct db_job_package *p);
+
+/* -ENOENT if there is no such package. */
+int db_job_package_get(struct db *db, int64_t id, db_job_package_cb *cb,
+                       void *arg);
+int db_job_package_by_token(struct db *db, const char *token,
+                            db_job_package_cb *cb, void *arg);
 
 #endif

@@ -30,7 +30,8 @@ struct db {
    * this moves (see db_timeline_changes()). */
   uint64_t timeline_changes;
   /* db_begin() to db_commit() or db_rollback(), for metrics. */
-  int64_t txn_started_us; /* 0 when no db_begin() transaction is open */
+  int64_t txn_started_us;    /* 0 when no db_begin() transaction is open */
+  int64_t action_started_us; /* an outermost db_action_begin(), or 0 */
   struct latency_hist txn_latency;
 };
 

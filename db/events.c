@@ -71,8 +71,8 @@ int db_events_last_id(struct db *db, int64_t *id)
   sqlite3_stmt *st = NULL;
   int rc, src;
 
-  rc = db_stmt_get(db, "SELECT coalesce(max(id), 0) FROM timeline_events",
-                   &st);
+  rc =
+      db_stmt_get(db, "SELECT coalesce(max(id), 0) FROM timeline_events", &st);
   if (rc < 0)
     goto out;
   src = sqlite3_step(st);
@@ -145,7 +145,6 @@ int db_jobs_by_state(struct db *db, db_state_count_cb *cb, void *arg)
 int db_rollouts_by_state(struct db *db, db_state_count_cb *cb, void *arg)
 {
   return count_by_state(
-      db,
-      "SELECT state, count(*) FROM rollouts GROUP BY state ORDER BY state",
+      db, "SELECT state, count(*) FROM rollouts GROUP BY state ORDER BY state",
       cb, arg);
 }

@@ -127,8 +127,12 @@ static const char migration_1[] =
 
     /*
      * An uploaded image. sha256 is lowercase hex; file is the stored
-     * image's path. mcuboot is NULL when the image was not checked as an
-     * MCUboot image, else the verdict, explained in mcuboot_detail.
+     * image's path relative to the state folder (content-addressed, so
+     * rows with the same sha256 share it); filename is the name the
+     * upload gave, if any. mcuboot is NULL when the image is not an
+     * MCUboot image, else the verdict, explained in mcuboot_detail;
+     * mcuboot_version is its header version. forced lets an image whose
+     * verdict is 'invalid' be rolled out all the same.
      */
     "CREATE TABLE packages (\n"
     "  id INTEGER PRIMARY KEY,\n"
@@ -138,14 +142,19 @@ static const char migration_1[] =
     "    CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),\n"
     "  size INTEGER NOT NULL CHECK (size >= 0),\n"
     "  file TEXT NOT NULL CHECK (file <> ''),\n"
+    "  filename TEXT,\n"
     "  mcuboot TEXT CHECK (mcuboot IN ('valid', 'invalid', 'unsigned')),\n"
     "  mcuboot_detail TEXT,\n"
+    "  mcuboot_version TEXT,\n"
+    "  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),\n"
     "  download_token TEXT NOT NULL UNIQUE CHECK (download_token <> ''),\n"
     "  created_at INTEGER NOT NULL,\n"
     "  UNIQUE (component, version)\n"
     ") STRICT;\n"
     /* Identical uploads are found by their hash. */
     "CREATE INDEX packages_sha256 ON packages(sha256);\n"
+    /* Listings filtered by component, newest first. */
+    "CREATE INDEX packages_component ON packages(component, id);\n"
 
     /*
      * spec is the rollout as the API accepted it (targets, stages, gates),
@@ -178,6 +187,14 @@ static const char migration_1[] =
      * One device's update, within a rollout (one job per device and
      * rollout; retries count in attempt) or on its own (rollout_id NULL).
      * stage is the rollout cohort; update_result the last Update Result.
+     * state belongs to the orchestrator's job state machine; a job is
+     * active until finished_at is set, and a device has at most one
+     * active job. failure_class says why a job failed or timed out
+     * ("integrity", "rollback", "never_came_back"...), detail explains
+     * it for people. delivery is how the package reaches the device
+     * (coap, coaps, http, https or push). executed_at is when Execute
+     * Update went out: it is sent at most once, even across restarts.
+     * deadline_at is when the current state times out.
      */
     "CREATE TABLE jobs (\n"
     "  id INTEGER PRIMARY KEY,\n"
@@ -189,8 +206,14 @@ static const char migration_1[] =
     "  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),\n"
     "  failure_class TEXT,\n"
     "  update_result INTEGER,\n"
+    "  detail TEXT,\n"
+    "  delivery TEXT CHECK (delivery IN ('coap', 'coaps', 'http', 'https',\n"
+    "    'push')),\n"
+    "  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),\n"
     "  created_at INTEGER NOT NULL,\n"
     "  updated_at INTEGER NOT NULL,\n"
+    "  started_at INTEGER,\n"
+    "  executed_at INTEGER,\n"
     "  deadline_at INTEGER,\n"
     "  finished_at INTEGER\n"
     ") STRICT;\n"
@@ -198,14 +221,24 @@ static const char migration_1[] =
     "CREATE INDEX jobs_device ON jobs(device_id);\n"
     "CREATE UNIQUE INDEX jobs_rollout_device ON jobs(rollout_id, device_id)\n"
     "  WHERE rollout_id IS NOT NULL;\n"
-    /* On restart the orchestrator rearms the timers of pending jobs. */
+    /* One active job per device; on restart the orchestrator loads the
+     * active jobs through this index and rearms their timers. */
+    "CREATE UNIQUE INDEX jobs_active_device ON jobs(device_id)\n"
+    "  WHERE finished_at IS NULL;\n"
     "CREATE INDEX jobs_deadline_at ON jobs(deadline_at)\n"
     "  WHERE deadline_at IS NOT NULL;\n"
 
     /*
      * The components a job updates, and with which package. A component
      * row belongs to its device, so it cascades; a package in use by a job
-     * cannot be deleted.
+     * cannot be deleted. position orders the components as the job was
+     * asked for (Execute Update goes to the first). object_id and
+     * instance_id are copied from the component; state is the
+     * component's step within the job; from_version and start_result are
+     * its Current Version and Update Result when the job was created (to
+     * tell a rollback and a stale result); result is the last Update
+     * Result seen; uri the Package URI written. blocks, bytes and
+     * last_block_at are the download progress, saved at each step.
      */
     "CREATE TABLE job_components (\n"
     "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,\n"
@@ -213,8 +246,21 @@ static const char migration_1[] =
     "    REFERENCES components(id) ON DELETE CASCADE,\n"
     "  package_id INTEGER NOT NULL\n"
     "    REFERENCES packages(id) ON DELETE RESTRICT,\n"
+    "  position INTEGER NOT NULL CHECK (position >= 0),\n"
+    "  object_id INTEGER NOT NULL CHECK (object_id IN (5, 33629)),\n"
+    "  instance_id INTEGER NOT NULL\n"
+    "    CHECK (instance_id BETWEEN 0 AND 65534),\n"
     "  state TEXT,\n"
-    "  PRIMARY KEY (job_id, component_id)\n"
+    "  from_version TEXT,\n"
+    "  start_result INTEGER,\n"
+    "  result INTEGER,\n"
+    "  uri TEXT,\n"
+    "  blocks INTEGER NOT NULL DEFAULT 0,\n"
+    "  bytes INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_block_at INTEGER,\n"
+    "  updated_at INTEGER,\n"
+    "  PRIMARY KEY (job_id, component_id),\n"
+    "  UNIQUE (job_id, position)\n"
     ") STRICT, WITHOUT ROWID;\n"
     "CREATE INDEX job_components_component ON job_components(component_id);\n"
     "CREATE INDEX job_components_package ON job_components(package_id);\n"

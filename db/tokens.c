@@ -11,7 +11,7 @@
 #include "db/db_int.h"
 
 #define TOKEN_COLUMNS                                                         \
-  "SELECT id, name, token_hash, scope, created_at, last_used_at, "           \
+  "SELECT id, name, token_hash, scope, created_at, last_used_at, "            \
   "revoked_at FROM api_tokens "
 
 /* Calls cb (if any) for each row; *count is the number of rows. */
@@ -111,8 +111,8 @@ int db_tokens_list(struct db *db, int64_t after_id, int limit, db_token_cb *cb,
   sqlite3_stmt *st = NULL;
   int rc, count;
 
-  rc = db_stmt_get(db, TOKEN_COLUMNS "WHERE id > ?1 ORDER BY id LIMIT ?2",
-                   &st);
+  rc =
+      db_stmt_get(db, TOKEN_COLUMNS "WHERE id > ?1 ORDER BY id LIMIT ?2", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, after_id);

@@ -287,6 +287,8 @@ static void comp_store(struct orch *orch, struct orch_dev *d,
              c->current_version ? c->current_version : "");
     free(data);
   }
+  orch_jobs_on_component(orch, d->device_id, d->ep, c->oid, c->iid, c->state,
+                         c->result, c->current_version);
 out:
   free(p.version);
   free(p.name);

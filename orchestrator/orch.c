@@ -15,7 +15,25 @@ struct orch *orch_new(struct loop *loop, struct db *db, struct srv *srv,
   orch->srv = srv;
   orch->cfg = *cfg;
   orch_components_init(orch);
+  if (orch_packages_init(orch, err, errlen) < 0) {
+    orch_free(orch);
+    return NULL;
+  }
   if (srv_add_listener(srv, &orch_component_events, orch) < 0) {
+    snprintf(err, errlen, "too many server listeners");
+    orch_free(orch);
+    return NULL;
+  }
+  /* Jobs listen after component tracking, so that a registration's
+   * component read is under way when they hear of it. */
+  orch_files_init(orch);
+  srv_set_file_provider(srv, orch_files_provide, orch);
+  if (orch_jobs_init(orch, err, errlen) < 0) {
+    orch_free(orch);
+    return NULL;
+  }
+  if (srv_add_listener(srv, &orch_job_events, orch) < 0 ||
+      srv_add_listener(srv, &orch_delivery_events, orch) < 0) {
     snprintf(err, errlen, "too many server listeners");
     orch_free(orch);
     return NULL;
@@ -27,6 +45,9 @@ void orch_free(struct orch *orch)
 {
   if (!orch)
     return;
+  orch_jobs_free(orch);
+  orch_files_free(orch);
   orch_components_free(orch);
+  orch_packages_free(orch);
   free(orch);
 }

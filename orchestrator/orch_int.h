@@ -19,11 +19,113 @@ struct orch {
   struct srv *srv;
   struct orch_config cfg;
   struct hmap devs;
+
+  /* Package repository (packages.c). */
+  char *pkg_dir, *tmp_dir; /* NULL: no repository */
+  struct orch_mcuboot_keys *keys;
+  struct hmap downloads;       /* per (token, requester) */
+  struct hmap download_totals; /* per token */
+  size_t ndownloads;
+
+  /* Update jobs (jobs.c) and package delivery over CoAP (delivery.c). */
+  struct orch_jobs *jobs;
+  struct orch_files *files;
 };
+
+/* packages.c */
+int orch_packages_init(struct orch *orch, char *err, size_t errlen);
+void orch_packages_free(struct orch *orch);
 
 /* components.c */
 void orch_components_init(struct orch *orch);
 void orch_components_free(struct orch *orch);
 extern const struct srv_events orch_component_events;
+
+/* jobs.c */
+int orch_jobs_init(struct orch *orch, char *err, size_t errlen);
+void orch_jobs_free(struct orch *orch);
+extern const struct srv_events orch_job_events;
+/*
+ * Component tracking tells the job engine each value it stored for a
+ * device's component (from a read or a notification): State and Update
+ * Result (-1 unknown) and, for 33629, Current Version (NULL unknown).
+ */
+void orch_jobs_on_component(struct orch *orch, int64_t device_id,
+                            const char *ep, int oid, int iid, int64_t state,
+                            int64_t result, const char *version);
+/* The package token behind a job's own download token, or NULL. */
+const char *orch_jobs_package_token(const struct orch *orch,
+                                    const char *token);
+/* The progress record of the job component a download belongs to (by
+ * the job's own token, or ep's active job and the package's token), or
+ * NULL. *first is set when nothing had been served for it yet. */
+struct orch_job_progress *orch_jobs_progress_of(struct orch *orch,
+                                                const char *token,
+                                                const char *ep, bool *first);
+/* A device fetched the first block of a job's package. */
+void orch_jobs_download_seen(struct orch *orch, const char *token,
+                             const char *ep);
+
+/*
+ * The job states (DESIGN.md's rollout model). Rollouts create jobs with
+ * orch_job_start() and hear of their end through orch->job_done.
+ */
+enum job_state {
+  JOB_QUEUED,
+  JOB_URI_WRITTEN,
+  JOB_DOWNLOADING,
+  JOB_DOWNLOADED,
+  JOB_UPDATING,
+  JOB_VERIFYING,
+  JOB_SUCCEEDED,
+  JOB_FAILED,
+  JOB_TIMED_OUT,
+  JOB_CANCELLED,
+};
+#define JOB_STATE_COUNT (JOB_CANCELLED + 1)
+
+/* "queued", "uri-written"...; NULL out of range. */
+const char *orch_job_state_name(enum job_state s);
+/* -EINVAL for an unknown name. */
+int orch_job_state_parse(const char *name, enum job_state *out);
+bool orch_job_state_final(enum job_state s);
+
+/* What a job updates, for orch_job_start(). */
+struct orch_job_spec {
+  const char *ep;
+  const int64_t *packages;
+  size_t npackages;
+  bool force;
+  int64_t rollout_id; /* 0: a job of its own */
+  int64_t attempt;
+  const struct db_audit *audit; /* NULL: no audit row */
+};
+int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
+                   int64_t *job_id, char *err, size_t errlen);
+
+/* Called once per job that reaches a final state, inside the transaction
+ * that stores it. */
+struct orch_job_outcome {
+  int64_t job_id, rollout_id, device_id;
+  enum job_state state;
+  const char *failure_class; /* NULL when it succeeded or was cancelled */
+  int64_t update_result;     /* -1: none */
+};
+void orch_jobs_set_done_cb(struct orch *orch,
+                           void (*cb)(void *arg,
+                                      const struct orch_job_outcome *o),
+                           void *arg);
+
+/* delivery.c */
+void orch_files_init(struct orch *orch);
+void orch_files_free(struct orch *orch);
+extern const struct srv_events orch_delivery_events;
+/* Maps the package with this download token (cached); fills f as the
+ * CoAP server needs it. Release with f->release. */
+int orch_files_get(struct orch *orch, const char *token, struct srv_file *f);
+/* The same as a srv_file_cb, arg being the orchestrator. */
+int orch_files_provide(void *arg, const char *token, struct srv_file *f);
+/* Forgets a cached mapping (the package was deleted). */
+void orch_files_drop(struct orch *orch, const char *token);
 
 #endif

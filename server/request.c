@@ -525,6 +525,17 @@ static uint64_t send_now(struct srv_reg *reg, const struct srv_request *req,
     }
     memcpy(r->token, cancelled->token, SRV_TOKEN_LEN);
     obs_free(srv, cancelled);
+    if (req->cancel_by_rst) {
+      struct srv_result res = {.status = 0, .code = 0x44, .format = 0xffff};
+
+      free(r);
+      lwm2m_records_init(&res.values);
+      log_info("%s: observation dropped; its next notification gets RST",
+               reg->ep);
+      if (cb)
+        cb(arg, &res);
+      return 0;
+    }
   } else {
     srv_fill_token(srv, r->token);
   }

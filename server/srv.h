@@ -164,6 +164,9 @@ struct srv_request {
   int64_t timeout_ms; /* 0: the configured default */
   /* Queue the request if the device sleeps (else fail with -EAGAIN). */
   bool allow_queue;
+  /* CANCEL_OBSERVE*: forget the observation without a request; the
+   * device's next notification is answered with RST, which ends it. */
+  bool cancel_by_rst;
 };
 
 struct srv_result {

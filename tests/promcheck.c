@@ -260,8 +260,8 @@ static int add_series(const char *name, const struct label *l, size_t nl)
   size_t off = (size_t)snprintf(key, sizeof(key), "%s", name);
 
   for (size_t i = 0; i < nl && off < sizeof(key); i++)
-    off += (size_t)snprintf(key + off, sizeof(key) - off, "|%s=%s",
-                            l[i].name, l[i].value);
+    off += (size_t)snprintf(key + off, sizeof(key) - off, "|%s=%s", l[i].name,
+                            l[i].value);
   for (size_t i = 0; i < nseries; i++)
     if (strcmp(series[i], key) == 0)
       return fail("duplicate series %s", key);

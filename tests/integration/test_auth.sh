@@ -94,7 +94,6 @@ echo "$READ" | grep -Eq '^fotad_[A-Za-z0-9_-]{43}$'
 ok $? "the new token is in the reply"
 out=$(mk ops operator)
 OPER=$(field "$out" token)
-OPER_ID=$(numfield "$out" id)
 [ "$(status "$out")" = 201 ] && [ -n "$OPER" ]
 ok $? "and an operator token"
 ! grep -qF "$READ" "$FOTAD_LOG" && ! grep -qF "$OPER" "$FOTAD_LOG"
@@ -149,6 +148,22 @@ ok $? "operator token: audit 403"
 out=$(as "$READ" GET /metrics)
 [ "$(status "$out")" = 200 ]
 ok $? "read token: metrics 200"
+
+# An operator's request to a real (simulated) device is answered at once:
+# the connection waiting for the device is resumed and run without delay.
+"$top_builddir/fotad-sim" -s "coap://127.0.0.1:$COAP_PORT" -n 1 -e 'sim%d' \
+  >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+i=0
+while [ $i -lt 100 ] && ! as "$READ" GET /api/v1/devices/sim0 | grep -q '"online":true'; do
+  sleep 0.1
+  i=$((i + 1))
+done
+out=$(as "$OPER" POST /api/v1/devices/sim0/read -d '{"path":"/3/0/0"}' -m 3)
+[ "$(status "$out")" = 200 ] && echo "$out" | grep -q '"code":"2.05"'
+ok $? "operator token: a device read is answered ($(echo "$out" | head -n 1))"
+kill "$SIM_PID" 2>/dev/null
+wait "$SIM_PID" 2>/dev/null
 
 # Credentials by the admin, audited.
 out=$(as "$FOTAD_TOKEN" POST /api/v1/credentials -d '{"endpoint":"dev-a","type":"psk"}')

@@ -114,6 +114,18 @@ out=$(op dm11-0 cancel-observe '{"path":"/3/0/9"}')
 [ "$(status "$out")" = 404 ]
 ok $? "cancelling an observation that does not exist is 404"
 
+# Cancel by RST: the observation is forgotten, and the device's next
+# notification is answered with RST (its value changes every second).
+out=$(op dm11-0 write-attributes '{"path":"/3/0/13","attributes":{"pmin":0,"pmax":1}}')
+out=$(op dm11-0 observe '{"path":"/3/0/13"}')
+[ "$(status "$out")" = 200 ]
+ok $? "observe /3/0/13"
+out=$(op dm11-0 cancel-observe '{"path":"/3/0/13","rst":true}')
+[ "$(status "$out")" = 200 ]
+ok $? "cancel-observe by RST"
+wait_for 10 grep -q 'answer with an unknown token dropped' "$FOTAD_LOG"
+ok $? "the next notification was refused with RST"
+
 out=$(op dm11-0 read-composite '{"paths":["/3/0/0","/33629/1/15","/1/0/1"]}')
 [ "$(status "$out")" = 200 ] && body "$out" | grep -q '"/33629/1/15":"2.1"' &&
   body "$out" | grep -q '"/1/0/1":777'

@@ -17,12 +17,14 @@ register() {
   echo "$out" | grep -q 'c:2.01'
 }
 # stream NAME QUERY [curl args]: an event stream in the background,
-# written to $WORK/NAME; its pid in $WORK/NAME.pid.
+# written to $WORK/NAME; its pid in $WORK/NAME.pid. The real curl, so that
+# the pid is curl's own.
 stream() {
   n=$1
   q=$2
   shift 2
-  "$CURL" -sS -N -m 60 "$@" "$BASE/api/v1/events$q" >"$WORK/$n" 2>&1 &
+  "$REAL_CURL" -sS -N -m 60 -H "Authorization: Bearer $FOTAD_TOKEN" "$@" \
+    "$BASE/api/v1/events$q" >"$WORK/$n" 2>&1 &
   echo $! >"$WORK/$n.pid"
 }
 stop_stream() {

@@ -90,8 +90,8 @@ static bool responses_ok(json_t *opn)
     if (code[0] == '2')
       two = true;
   }
-  ref = json_string_value(
-      json_object_get(json_object_get(resp, "500"), "$ref"));
+  ref =
+      json_string_value(json_object_get(json_object_get(resp, "500"), "$ref"));
   return two && ref && strcmp(ref, "#/components/responses/Internal") == 0;
 }
 
@@ -143,9 +143,8 @@ static bool is_route(const char *path, const char *method)
 
 static void check_documented_are_routes(void)
 {
-  static const char *const methods[] = {"get",    "put",  "post",
-                                        "delete", "patch", "head",
-                                        "options", "trace"};
+  static const char *const methods[] = {"get",   "put",  "post",    "delete",
+                                        "patch", "head", "options", "trace"};
   json_t *paths = json_object_get(doc, "paths"), *item;
   const char *path;
 
@@ -205,8 +204,8 @@ int main(void)
     return tap_done();
   is_str(json_string_value(json_object_get(doc, "openapi")), "3.0.3",
          "it is an OpenAPI 3 document");
-  is_str(json_string_value(json_object_get(json_object_get(doc, "info"),
-                                           "version")),
+  is_str(json_string_value(
+             json_object_get(json_object_get(doc, "info"), "version")),
          PACKAGE_VERSION, "its version is fotad's");
   ok(json_is_object(json_object_get(
          json_object_get(json_object_get(doc, "components"), "schemas"),

@@ -334,7 +334,9 @@ static void test_schema_rules(void)
            "INSERT INTO rollout_packages VALUES (30, 20);"
            "INSERT INTO jobs(id, rollout_id, device_id, state, "
            "created_at, updated_at) VALUES (40, 30, 1, 'queued', 1, 1);"
-           "INSERT INTO job_components VALUES (40, 10, 20, 'queued');"
+           "INSERT INTO job_components(job_id, component_id, package_id, "
+           "position, object_id, instance_id, state) "
+           "VALUES (40, 10, 20, 0, 33629, 0, 'downloading');"
            "INSERT INTO timeline_events(at, type, device_id, endpoint, "
            "job_id, rollout_id) VALUES (1, 'job-state', 1, 'dev1', 40, "
            "30);"),
