@@ -172,6 +172,19 @@ static void devices(struct out *o, struct api *api)
          "Requests queued for sleeping devices.", st.queued);
   scalar(o, "fotad_observations", "gauge", "Live observations.",
          st.observations);
+  scalar(o, "fotad_blocks_served_total", "counter",
+         "Package blocks served over CoAP since start.", st.blocks_served);
+  family(o, "fotad_coap_requests_total", "counter",
+         "CoAP requests from devices since start, by response code.");
+  for (size_t i = 0; i < 256; i++) {
+    char code[8];
+
+    if (st.coap_codes[i] == 0)
+      continue;
+    srv_code_format((uint8_t)i, code, sizeof(code));
+    put(o, "fotad_coap_requests_total{code=\"%s\"} %llu\n", code,
+        (unsigned long long)st.coap_codes[i]);
+  }
 }
 
 static void device_requests(struct out *o, struct api *api)

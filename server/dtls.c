@@ -256,8 +256,8 @@ int srv_dtls_setup(struct srv *srv, char *err, size_t errlen)
     pki.cn_call_back_arg = srv;
     if (srv->pki_rpk) {
       /* libcoap takes raw public keys only from memory. */
-      if (read_pem(srv->cfg.dtls_cert_file, &srv->rpk_cert,
-                   &srv->rpk_cert_len, err, errlen) < 0 ||
+      if (read_pem(srv->cfg.dtls_cert_file, &srv->rpk_cert, &srv->rpk_cert_len,
+                   err, errlen) < 0 ||
           read_pem(srv->cfg.dtls_key_file, &srv->rpk_key, &srv->rpk_key_len,
                    err, errlen) < 0)
         return -EINVAL;

@@ -73,8 +73,7 @@ void srv_handle_fw(struct srv *srv, coap_session_t *session,
    * Size2 28. */
   coap_add_option(resp, COAP_OPTION_ETAG, f.etag_len, f.etag);
   add_uint(resp, COAP_OPTION_CONTENT_FORMAT, LWM2M_CT_OPAQUE);
-  add_uint(resp, COAP_OPTION_BLOCK2,
-           num << 4 | (more ? 8u : 0u) | szx);
+  add_uint(resp, COAP_OPTION_BLOCK2, num << 4 | (more ? 8u : 0u) | szx);
   if (num == 0 || coap_check_option(req, COAP_OPTION_SIZE2, &oi))
     add_uint(resp, COAP_OPTION_SIZE2, (uint32_t)f.size);
   if (len > 0)
@@ -88,6 +87,7 @@ void srv_handle_fw(struct srv *srv, coap_session_t *session,
     if (a)
       format_sockaddr(&a->addr.sa, peer, sizeof(peer));
   }
+  srv->blocks_served++;
   SRV_EMIT(srv, block_served, token, reg ? reg->ep : NULL, peer, num,
            (uint32_t)len, !more);
   if (num == 0 || !more)

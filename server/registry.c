@@ -961,4 +961,6 @@ void srv_get_stats(const struct srv *srv, struct srv_stats *st)
     st->queued = queued;
   st->dtls_handshakes = srv->dtls_handshakes;
   st->dtls_failures = srv->dtls_failures;
+  st->blocks_served = srv->blocks_served;
+  st->coap_codes = srv->coap_codes;
 }

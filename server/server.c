@@ -150,6 +150,7 @@ static void on_request(coap_resource_t *resource, coap_session_t *session,
   } else {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_NOT_FOUND);
   }
+  srv->coap_codes[coap_pdu_get_code(resp) & 0xff]++;
 }
 
 /*

@@ -99,6 +99,10 @@ struct srv_stats {
   int64_t queued;          /* requests waiting for a device to wake */
   int64_t dtls_handshakes; /* identities proven since start */
   int64_t dtls_failures;   /* handshakes refused since start */
+  int64_t blocks_served;   /* package blocks sent over CoAP */
+  /* Requests devices sent us, by the code we answered (index = code
+   * byte, e.g. 0x41 for 2.01), since start; borrowed. */
+  const uint64_t *coap_codes;
 };
 void srv_get_stats(const struct srv *srv, struct srv_stats *st);
 

@@ -81,7 +81,7 @@ struct srv {
   int coap_fd;
   int udp_port, dtls_port;
   bool pki_rpk;
-  struct hmap peer_ids; /* DTLS identities by peer address (dtls.c) */
+  struct hmap peer_ids;        /* DTLS identities by peer address (dtls.c) */
   uint8_t *rpk_cert, *rpk_key; /* PEM buffers for raw public keys */
   size_t rpk_cert_len, rpk_key_len;
   uint8_t psk_buf[64];
@@ -104,7 +104,9 @@ struct srv {
   int64_t txn_since;  /* loop time it was opened */
   int64_t txn_writes; /* srv_txn() calls since */
   struct loop_timer commit_timer;
-  uint64_t rx_count; /* messages handed to us by libcoap */
+  uint64_t rx_count;        /* messages handed to us by libcoap */
+  uint64_t coap_codes[256]; /* answers to device requests, by code */
+  int64_t blocks_served;
   size_t read_batch; /* reads per ready socket in one libcoap call */
 };
 

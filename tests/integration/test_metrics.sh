@@ -114,6 +114,12 @@ for m in fotad_queue_depth fotad_requests_in_flight fotad_observations \
   grep -q "^# TYPE $m " "$WORK/metrics" || break
 done
 ok $? "queue depth, requests in flight, observations, auth failures, build info"
+[ "$(metric 'fotad_coap_requests_total{code="2.01"}')" = 2 ] &&
+  [ "$(metric 'fotad_coap_requests_total{code="2.04"}')" = 1 ] &&
+  [ "$(metric 'fotad_coap_requests_total{code="2.02"}')" = 1 ]
+ok $? "CoAP requests from devices counted by response code"
+grep -q '^# TYPE fotad_blocks_served_total counter' "$WORK/metrics"
+ok $? "package blocks served"
 grep -q '^# TYPE fotad_jobs gauge' "$WORK/metrics" &&
   grep -q '^# TYPE fotad_rollouts gauge' "$WORK/metrics"
 ok $? "jobs and rollouts by state"
