@@ -122,10 +122,14 @@ start=$(now)
 created_end=$(now)
 created=$(grep -c '^201$' "$WORK/created.txt")
 
-# Until every job has finished (succeeded or not).
+# Until every job has finished (succeeded or not). The simulator's CPU
+# is read on the way, in case it stops first (-d UPD_LIMIT).
 done_jobs=0
+sim_cpu=$sim_cpu0
 i=0
 while :; do
+  c=$(cpu_s "$SIM_PID")
+  [ -n "$c" ] && sim_cpu=$c
   ok=$(metric 'fotad_jobs{state="succeeded"}')
   bad=0
   for s in failed timed-out cancelled; do
@@ -140,7 +144,8 @@ while :; do
 done
 end=$(now)
 fotad_cpu=$(cpu_s "$FOTAD_PID")
-sim_cpu=$(cpu_s "$SIM_PID")
+c=$(cpu_s "$SIM_PID")
+[ -n "$c" ] && sim_cpu=$c
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$FOTAD_PID/status")
 
 # The download window and the blocks served, from the stored progress.

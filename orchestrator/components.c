@@ -507,16 +507,12 @@ static void on_registered(void *arg, const char *ep, bool replaced,
                           const struct db_object_link *links, size_t n)
 {
   struct orch *orch = arg;
-  struct orch_dev *d;
+  struct orch_dev *d = dev_get(orch, ep, device_id);
 
-  /* Devices without firmware objects cost nothing here. */
-  if (!has_firmware(links, n)) {
-    d = dev_find(orch, ep);
-    if (d)
-      dev_drop(orch, d);
+  /* Devices without firmware objects cost a flag here, nothing more. */
+  d->no_firmware = !has_firmware(links, n);
+  if (d->no_firmware)
     return;
-  }
-  d = dev_get(orch, ep, device_id);
   /* A new registration has no observations: read and observe again. */
   start_read(orch, d, links, n, true);
 }
@@ -527,20 +523,33 @@ static void on_updated(void *arg, const char *ep, int64_t device_id,
   struct orch *orch = arg;
   struct orch_dev *d = dev_find(orch, ep);
 
-  if (links && !has_firmware(links, n)) {
-    if (d)
-      dev_drop(orch, d);
+  if (links) {
+    /* A new object list: read and observe what it holds now. */
+    d = dev_get(orch, ep, device_id);
+    d->no_firmware = !has_firmware(links, n);
+    if (!d->no_firmware && !d->reading)
+      start_read(orch, d, links, n, true);
     return;
   }
-  if (!d && !links)
-    return; /* a device without firmware objects */
-  if (!d)
+  if (!d) {
+    struct objects o = {0};
+
+    /* First word from this device since fotad started: its observations
+     * (if any survive on the device) are unknown to us, so read and
+     * observe again if it has firmware objects. */
     d = dev_get(orch, ep, device_id);
-  if (d->reading)
+    if (db_device_objects(orch->db, device_id, got_object, &o) < 0)
+      return;
+    d->no_firmware = !o.afu && !o.fw;
+    if (!d->no_firmware)
+      start_read(orch, d, NULL, 0, true);
     return;
-  if (links || loop_now(orch->loop) - d->last_read >=
-                   orch->cfg.reconcile_interval * 1000)
-    start_read(orch, d, links, n, links != NULL);
+  }
+  if (d->no_firmware || d->reading)
+    return;
+  if (loop_now(orch->loop) - d->last_read >=
+      orch->cfg.reconcile_interval * 1000)
+    start_read(orch, d, NULL, 0, false);
 }
 
 static void on_deregistered(void *arg, const char *ep, const char *why)

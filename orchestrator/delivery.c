@@ -331,6 +331,8 @@ static void on_block_served(void *arg, const char *token, const char *ep,
   p->last_block_at = loop_wall(orch->loop);
   if (first)
     orch_jobs_download_seen(orch, token, ep);
+  if (last)
+    orch_jobs_download_done(orch, token, ep);
 }
 
 const struct srv_events orch_delivery_events = {

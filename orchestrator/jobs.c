@@ -35,6 +35,12 @@
 /* An Update from a device re-reads its job's components when nothing was
  * heard of them for this long (ms): notifications are best effort. */
 #define RECONCILE_MS 10000
+/* A job waiting for its device's State reads it when nothing was heard
+ * for this long (ms), and this soon after the last block of a package
+ * went out or a push was stored (ms): a device whose notifications are
+ * lost still moves on. */
+#define POLL_QUIET_MS 30000
+#define POLL_AFTER_DOWNLOAD_MS 2000
 /* A deadline that passed while fotad was down leaves the device this
  * long (ms, or the state's own time-out if shorter) to be heard. */
 #define RECOVERY_GRACE_MS 30000
@@ -114,12 +120,13 @@ struct job {
       finished_at;
   struct jcomp *c;
   size_t n;
-  struct loop_timer deadline, kick;
+  struct loop_timer deadline, kick, poll;
   json_t *events; /* timeline events for the next commit */
   int reading;    /* reads in flight */
   bool executing; /* Execute Update in flight */
   bool dead;      /* finished; freed soon */
   bool reconcile; /* read everything at the next chance (restart) */
+  bool poll_now;  /* the poll timer reads whatever was heard */
   int64_t heard;  /* loop time a value of its components last came */
 };
 
@@ -294,6 +301,7 @@ static void job_free(struct job *j)
 
 static void on_deadline(struct loop *loop, struct loop_timer *t, void *arg);
 static void on_kick(struct loop *loop, struct loop_timer *t, void *arg);
+static void on_poll(struct loop *loop, struct loop_timer *t, void *arg);
 
 static struct job *job_alloc(struct orch *orch, int64_t id, int64_t device_id,
                              const char *ep, size_t n)
@@ -314,6 +322,7 @@ static struct job *job_alloc(struct orch *orch, int64_t id, int64_t device_id,
   j->heard = loop_now(orch->loop);
   loop_timer_init(&j->deadline, on_deadline, j);
   loop_timer_init(&j->kick, on_kick, j);
+  loop_timer_init(&j->poll, on_poll, j);
   hmap_insert(&orch->jobs->by_id, &j->by_id, id_hash(id));
   hmap_insert(&orch->jobs->by_dev, &j->by_dev, id_hash(device_id));
   hmap_insert(&orch->jobs->by_ep, &j->by_ep, ep_hash(ep));
@@ -328,6 +337,7 @@ static void job_bury(struct job *j)
   j->dead = true;
   loop_timer_disarm(j->orch->loop, &j->deadline);
   loop_timer_disarm(j->orch->loop, &j->kick);
+  loop_timer_disarm(j->orch->loop, &j->poll);
   hmap_remove(&js->by_id, &j->by_id);
   hmap_remove(&js->by_dev, &j->by_dev);
   hmap_remove(&js->by_ep, &j->by_ep);
@@ -584,6 +594,9 @@ static void job_set_state(struct job *j, enum job_state to, const char *cls,
   job_commit(j);
 
   arm_deadline(j);
+  if (to >= JOB_URI_WRITTEN && to <= JOB_DOWNLOADED &&
+      !loop_timer_armed(&j->poll))
+    loop_timer_arm(orch->loop, &j->poll, POLL_QUIET_MS);
   if (orch_job_state_final(to)) {
     /* Packages on their way are stopped, unless the update ran. */
     if (to != JOB_SUCCEEDED && j->executed_at == 0)
@@ -1122,6 +1135,27 @@ static void on_kick(struct loop *loop, struct loop_timer *t, void *arg)
   drive(arg);
 }
 
+/* Reads the components of a job that waits for its device to say
+ * something, while it waits for it. */
+static void on_poll(struct loop *loop, struct loop_timer *t, void *arg)
+{
+  struct job *j = arg;
+
+  if (j->state < JOB_URI_WRITTEN || j->state > JOB_DOWNLOADED)
+    return;
+  if (j->poll_now || loop_now(loop) - j->heard >= POLL_QUIET_MS)
+    read_components(j, false);
+  j->poll_now = false;
+  if (!j->dead)
+    loop_timer_arm(loop, &j->poll, POLL_QUIET_MS);
+}
+
+static void poll_soon(struct job *j)
+{
+  j->poll_now = true;
+  loop_timer_arm(j->orch->loop, &j->poll, POLL_AFTER_DOWNLOAD_MS);
+}
+
 /* Moves a job on through the download steps its components allow. */
 static void job_advance(struct job *j)
 {
@@ -1320,7 +1354,7 @@ void orch_jobs_on_component(struct orch *orch, int64_t device_id,
 
   if (!c)
     return;
-  job_on_values(j, c, state, result, version, oid == OBJ_AFU);
+  job_on_values(j, c, state, result, version, oid == OBJ_AFU && version);
 }
 
 static int64_t int_value(const struct lwm2m_value *v)
@@ -1446,6 +1480,7 @@ static void push_done(struct job *j, struct jcomp *c,
   c->writing = false;
   if (answer_ok(res)) {
     /* Stored; the device says Downloaded once it checked it. */
+    poll_soon(j);
     kick(j, 0);
     return;
   }
@@ -1787,6 +1822,16 @@ struct orch_job_progress *orch_jobs_progress_of(struct orch *orch,
     return NULL;
   *first = c->progress.blocks == 0;
   return &c->progress;
+}
+
+void orch_jobs_download_done(struct orch *orch, const char *token,
+                             const char *ep)
+{
+  struct jcomp *c = comp_of_download(orch, token, ep);
+
+  /* The device checks the package now and should say Downloaded. */
+  if (c && c->state < COMP_DOWNLOADED)
+    poll_soon(c->job);
 }
 
 void orch_jobs_download_seen(struct orch *orch, const char *token,
@@ -2364,7 +2409,7 @@ static void recover(struct job *j)
             (row.state == 1 || row.state == 2))
           comp_set_state(j, c, COMP_URI_WRITTEN);
         job_on_values(j, c, row.state, row.result, row.version,
-                      c->oid == OBJ_AFU);
+                      c->oid == OBJ_AFU && row.version);
       }
       comp_row_clear(&row);
     }
@@ -2438,6 +2483,7 @@ void orch_jobs_free(struct orch *orch)
 
       loop_timer_disarm(orch->loop, &j->deadline);
       loop_timer_disarm(orch->loop, &j->kick);
+      loop_timer_disarm(orch->loop, &j->poll);
       job_free(j);
       n = next;
     }

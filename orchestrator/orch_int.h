@@ -11,6 +11,7 @@ struct orch_dev {
   int64_t device_id;
   int64_t last_read; /* loop time of the last full component read */
   bool reading;      /* a component read is in flight */
+  bool no_firmware;  /* registered without 33629 or 5: nothing to track */
 };
 
 struct orch {
@@ -64,6 +65,9 @@ struct orch_job_progress *orch_jobs_progress_of(struct orch *orch,
                                                 const char *ep, bool *first);
 /* A device fetched the first block of a job's package. */
 void orch_jobs_download_seen(struct orch *orch, const char *token,
+                             const char *ep);
+/* A device fetched the last block of a job's package. */
+void orch_jobs_download_done(struct orch *orch, const char *token,
                              const char *ep);
 
 /*

@@ -8,6 +8,7 @@
 
 [ -x "$FOTAD_SIM" ] || bail "fotad-sim not built"
 
+# shellcheck disable=SC2034 # read by lib.sh
 FOTAD_LOG_LEVEL=info
 # config WRITER: the short time-outs of this test, for write_config or
 # keep_coap_ports.
