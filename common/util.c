@@ -224,8 +224,9 @@ void format_iso8601(int64_t unix_ms, char *buf, size_t buflen)
 static int open_parent(const char *path)
 {
   const char *slash = strrchr(path, '/');
-  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
-                    : xstrdup(".");
+  char *dir = slash
+                  ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+                  : xstrdup(".");
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
   free(dir);
