@@ -149,7 +149,11 @@ static int resolve_state_dir(struct settings *cfg)
     return 0;
   if (!getcwd(cwd, sizeof(cwd)))
     return -errno;
-  char *abs = xasprintf("%s/%s", cwd, cfg->state_dir);
+  const char *rel = cfg->state_dir;
+
+  while (rel[0] == '.' && rel[1] == '/')
+    rel += 2;
+  char *abs = rel[0] ? xasprintf("%s/%s", cwd, rel) : xstrdup(cwd);
 
   free(cfg->state_dir);
   cfg->state_dir = abs;
