@@ -99,11 +99,15 @@ SIMS="$SIMS $!"
 sim -n 7 -e 'f-%d' --fault lost-download:f-0 --fault integrity:f-1 \
   --fault install-fail:f-2 --fault rollback:f-3 --fault no-return:f-4 \
   --fault conflict:f-5 --fault dependency:f-6 -c application=1.0,modem=2.1
+# Faults a job must see through (lost notifications: its reads find the
+# states; NAT rebinding: the device's new port) or classify (type refused).
+sim -n 3 -e 'g-%d' --fault unsupported:g-0 --fault lost-notify:g-1 \
+  --fault nat-rebind:g-2
 for ep in ok-0 multi-0 fw5-0 http-0 push-0 q-0 slow-0 dtls-0 f-0 f-1 f-2 \
-  f-3 f-4 f-5 f-6; do
+  f-3 f-4 f-5 f-6 g-0 g-1 g-2; do
   wait_for 20 components_known "$ep" || bail "$ep: components not read"
 done
-ok 0 "15 simulated devices registered and their components read"
+ok 0 "18 simulated devices registered and their components read"
 
 # Create every job first; they run side by side.
 out=$(update ok-0 "{\"package\":$APP}")
@@ -126,6 +130,9 @@ J_F3=$(mk f-3)
 J_F4=$(mk f-4)
 J_F5=$(mk f-5)
 J_F6=$(mk f-6)
+J_G0=$(mk g-0)
+J_G1=$(mk g-1)
+J_G2=$(mk g-2)
 [ -n "$J_OK" ] && [ -n "$J_MULTI" ] && [ -n "$J_FW5" ] && [ -n "$J_HTTP" ] &&
   [ -n "$J_PUSH" ] && [ -n "$J_Q" ] && [ -n "$J_SLOW" ] && [ -n "$J_F6" ]
 ok $? "a job for each device"
@@ -237,6 +244,10 @@ check_job "$J_F4" timed-out never_came_back \
   "never back after Update: timed-out never_came_back"
 check_job "$J_F5" failed conflict "conflict: conflict (12)"
 check_job "$J_F6" failed dependency "dependency: dependency (13)"
+check_job "$J_G0" failed unsupported_package \
+  "package type refused: unsupported_package (6)"
+check_job "$J_G1" succeeded "" "lost notifications: succeeded through reads"
+check_job "$J_G2" succeeded "" "NAT rebinding mid-download: succeeded"
 
 out=$(http GET "/api/v1/devices/f-3/jobs")
 [ "$(status "$out")" = 200 ] && body "$out" | grep -q "\"id\":$J_F3"
