@@ -14,6 +14,8 @@
 
 #define LOG_TAG "coap"
 
+/* Idle time after which libcoap frees a session nobody holds (s). */
+#define SESSION_IDLE_S 30
 /* Most reads asked of one ready socket in one libcoap call. */
 #define READ_BATCH_MAX 64
 /* A write transaction is committed this long after it opened, or when it
@@ -381,6 +383,10 @@ struct srv *srv_new(struct loop *loop, struct db *db,
   coap_context_set_block_mode(srv->ctx,
                               COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
   coap_context_set_max_idle_sessions(srv->ctx, 0);
+  /* Sessions of registered devices are held by their registration; the
+   * others (download sockets, one-off clients) are only scanned by
+   * libcoap's timer walk, so let them go after a short idle time. */
+  coap_context_set_session_timeout(srv->ctx, SESSION_IDLE_S);
   coap_register_response_handler(srv->ctx, srv_on_response);
   coap_register_nack_handler(srv->ctx, srv_on_nack);
   unknown = coap_resource_unknown_init2(on_request, 0);
