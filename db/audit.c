@@ -13,13 +13,6 @@
 #include "common/common.h"
 #include "db/db_int.h"
 
-static int bind_text(sqlite3_stmt *st, int ix, const char *s)
-{
-  if (!s)
-    return sqlite3_bind_null(st, ix);
-  return sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
-}
-
 static int exec_simple(struct db *db, const char *sql)
 {
   sqlite3_stmt *st = NULL;
@@ -103,11 +96,11 @@ int db_audit_add(struct db *db, struct db_audit *a)
     sqlite3_bind_int64(st, 2, a->token_id);
   else
     sqlite3_bind_null(st, 2);
-  bind_text(st, 3, a->token_name);
-  bind_text(st, 4, a->action);
-  bind_text(st, 5, a->target);
-  bind_text(st, 6, a->remote);
-  bind_text(st, 7, a->details);
+  db_bind_text(st, 3, a->token_name);
+  db_bind_text(st, 4, a->action);
+  db_bind_text(st, 5, a->target);
+  db_bind_text(st, 6, a->remote);
+  db_bind_text(st, 7, a->details);
   src = sqlite3_step(st);
   if (src != SQLITE_DONE) {
     log_err("%s: audit insert: %s", db_path(db), sqlite3_errmsg(db->h));
@@ -143,7 +136,7 @@ int db_audit_list(struct db *db, int64_t before_id, const char *action,
     goto out;
   sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
   if (action)
-    bind_text(st, 2, action);
+    db_bind_text(st, 2, action);
   sqlite3_bind_int(st, 3, limit);
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     struct db_audit a = {

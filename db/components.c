@@ -12,29 +12,6 @@
 #include "common/common.h"
 #include "db/db_int.h"
 
-static void bind_opt_text(sqlite3_stmt *st, int ix, const char *s)
-{
-  if (s)
-    sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, ix);
-}
-
-static void bind_opt_int(sqlite3_stmt *st, int ix, int64_t v)
-{
-  if (v >= 0)
-    sqlite3_bind_int64(st, ix, v);
-  else
-    sqlite3_bind_null(st, ix);
-}
-
-static int64_t col_opt_int(sqlite3_stmt *st, int ix)
-{
-  if (sqlite3_column_type(st, ix) == SQLITE_NULL)
-    return -1;
-  return sqlite3_column_int64(st, ix);
-}
-
 int db_component_save(struct db *db, const struct db_component *c)
 {
   sqlite3_stmt *st = NULL;
@@ -64,19 +41,19 @@ int db_component_save(struct db *db, const struct db_component *c)
   sqlite3_bind_int64(st, 1, c->device_id);
   sqlite3_bind_int(st, 2, c->oid);
   sqlite3_bind_int(st, 3, c->iid);
-  bind_opt_text(st, 4, c->name);
-  bind_opt_text(st, 5, c->current_version);
-  bind_opt_int(st, 6, c->state);
-  bind_opt_int(st, 7, c->result);
-  bind_opt_text(st, 8, c->pkg_name);
-  bind_opt_text(st, 9, c->pkg_version);
-  bind_opt_text(st, 10, c->protocols);
-  bind_opt_int(st, 11, c->delivery_method);
-  bind_opt_int(st, 12, c->severity);
-  bind_opt_int(st, 13, c->last_state_change);
-  bind_opt_int(st, 14, c->max_defer_period);
-  bind_opt_text(st, 15, c->linked);
-  bind_opt_text(st, 16, c->conflicting);
+  db_bind_text(st, 4, c->name);
+  db_bind_text(st, 5, c->current_version);
+  db_bind_opt_int(st, 6, c->state);
+  db_bind_opt_int(st, 7, c->result);
+  db_bind_text(st, 8, c->pkg_name);
+  db_bind_text(st, 9, c->pkg_version);
+  db_bind_text(st, 10, c->protocols);
+  db_bind_opt_int(st, 11, c->delivery_method);
+  db_bind_opt_int(st, 12, c->severity);
+  db_bind_opt_int(st, 13, c->last_state_change);
+  db_bind_opt_int(st, 14, c->max_defer_period);
+  db_bind_text(st, 15, c->linked);
+  db_bind_text(st, 16, c->conflicting);
   sqlite3_bind_int64(st, 17, c->updated_at);
   if (sqlite3_step(st) != SQLITE_DONE) {
     log_err("%s: component save: %s", db_path(db), sqlite3_errmsg(db->h));
@@ -109,15 +86,15 @@ static int component_rows(struct db *db, sqlite3_stmt *st, db_component_cb *cb,
         .iid = sqlite3_column_int(st, 4),
         .name = (const char *)sqlite3_column_text(st, 5),
         .current_version = (const char *)sqlite3_column_text(st, 6),
-        .state = col_opt_int(st, 7),
-        .result = col_opt_int(st, 8),
+        .state = db_col_opt_int(st, 7),
+        .result = db_col_opt_int(st, 8),
         .pkg_name = (const char *)sqlite3_column_text(st, 9),
         .pkg_version = (const char *)sqlite3_column_text(st, 10),
         .protocols = (const char *)sqlite3_column_text(st, 11),
-        .delivery_method = col_opt_int(st, 12),
-        .severity = col_opt_int(st, 13),
-        .last_state_change = col_opt_int(st, 14),
-        .max_defer_period = col_opt_int(st, 15),
+        .delivery_method = db_col_opt_int(st, 12),
+        .severity = db_col_opt_int(st, 13),
+        .last_state_change = db_col_opt_int(st, 14),
+        .max_defer_period = db_col_opt_int(st, 15),
         .linked = (const char *)sqlite3_column_text(st, 16),
         .conflicting = (const char *)sqlite3_column_text(st, 17),
         .updated_at = sqlite3_column_int64(st, 18),
@@ -249,7 +226,7 @@ int db_device_set_firmware(struct db *db, int64_t device_id,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  bind_opt_text(st, 2, version);
+  db_bind_text(st, 2, version);
   if (sqlite3_step(st) != SQLITE_DONE) {
     log_err("%s: firmware version: %s", db_path(db), sqlite3_errmsg(db->h));
     rc = -EIO;
@@ -265,7 +242,7 @@ int db_device_set_firmware(struct db *db, int64_t device_id,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  bind_opt_text(st, 2, version);
+  db_bind_text(st, 2, version);
   if (sqlite3_step(st) != SQLITE_DONE) {
     log_err("%s: firmware version: %s", db_path(db), sqlite3_errmsg(db->h));
     rc = -EIO;
@@ -279,7 +256,7 @@ int db_timeline_list(struct db *db, int64_t device_id, int64_t after_id,
                      int limit, db_event_cb *cb, void *arg)
 {
   sqlite3_stmt *st = NULL;
-  int rc, src;
+  int rc;
 
   rc = db_stmt_get(db,
                    "SELECT id, at, type, endpoint, job_id, rollout_id, data "
@@ -291,23 +268,7 @@ int db_timeline_list(struct db *db, int64_t device_id, int64_t after_id,
   sqlite3_bind_int64(st, 1, device_id);
   sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int(st, 3, limit);
-  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-    struct db_event e = {
-        .id = sqlite3_column_int64(st, 0),
-        .at = sqlite3_column_int64(st, 1),
-        .type = (const char *)sqlite3_column_text(st, 2),
-        .endpoint = (const char *)sqlite3_column_text(st, 3),
-        .job_id = sqlite3_column_int64(st, 4),
-        .rollout_id = sqlite3_column_int64(st, 5),
-        .data = (const char *)sqlite3_column_text(st, 6),
-    };
-
-    cb(arg, &e);
-  }
-  if (src != SQLITE_DONE) {
-    log_err("%s: timeline query: %s", db_path(db), sqlite3_errmsg(db->h));
-    rc = db_errno(src);
-  }
+  rc = db_event_rows(db, st, cb, arg);
 out:
   db_stmt_done(st);
   return rc;

@@ -75,6 +75,72 @@ int db_errno(int sqlite_rc)
   }
 }
 
+int db_bind_text(sqlite3_stmt *st, int ix, const char *s)
+{
+  if (!s)
+    return sqlite3_bind_null(st, ix);
+  return sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
+}
+
+int db_bind_id(sqlite3_stmt *st, int ix, int64_t id)
+{
+  if (id <= 0)
+    return sqlite3_bind_null(st, ix);
+  return sqlite3_bind_int64(st, ix, id);
+}
+
+int db_bind_opt_int(sqlite3_stmt *st, int ix, int64_t v)
+{
+  if (v < 0)
+    return sqlite3_bind_null(st, ix);
+  return sqlite3_bind_int64(st, ix, v);
+}
+
+const char *db_col_text(sqlite3_stmt *st, int ix)
+{
+  return (const char *)sqlite3_column_text(st, ix);
+}
+
+int64_t db_col_opt_int(sqlite3_stmt *st, int ix)
+{
+  if (sqlite3_column_type(st, ix) == SQLITE_NULL)
+    return -1;
+  return sqlite3_column_int64(st, ix);
+}
+
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    log_err("%s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+    return db_errno(sqlite3_extended_errcode(db->h));
+  }
+  return 0;
+}
+
+int db_event_rows(struct db *db, sqlite3_stmt *st, db_event_cb *cb, void *arg)
+{
+  int src;
+
+  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct db_event e = {
+        .id = sqlite3_column_int64(st, 0),
+        .at = sqlite3_column_int64(st, 1),
+        .type = db_col_text(st, 2),
+        .endpoint = db_col_text(st, 3),
+        .job_id = sqlite3_column_int64(st, 4),
+        .rollout_id = sqlite3_column_int64(st, 5),
+        .data = db_col_text(st, 6),
+    };
+
+    cb(arg, &e);
+  }
+  if (src != SQLITE_DONE) {
+    log_err("%s: events query: %s", db->path, sqlite3_errmsg(db->h));
+    return db_errno(src);
+  }
+  return 0;
+}
+
 void db_stmt_done(sqlite3_stmt *st)
 {
   if (!st)

@@ -51,6 +51,23 @@ void db_stmt_done(sqlite3_stmt *st);
 int db_errno(int sqlite_rc);
 
 /*
+ * Binding and reading helpers shared by the db/ files. NULL strings, ids
+ * <= 0 (db_bind_id) and values < 0 (db_bind_opt_int) are stored as NULL;
+ * db_col_opt_int() reads NULL back as -1.
+ */
+int db_bind_text(sqlite3_stmt *st, int ix, const char *s);
+int db_bind_id(sqlite3_stmt *st, int ix, int64_t id);
+int db_bind_opt_int(sqlite3_stmt *st, int ix, int64_t v);
+const char *db_col_text(sqlite3_stmt *st, int ix);
+int64_t db_col_opt_int(sqlite3_stmt *st, int ix);
+/* Steps a statement that returns no rows; logs (with what) and maps
+ * errors to a negative errno. */
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what);
+/* Steps a bound "SELECT id, at, type, endpoint, job_id, rollout_id, data
+ * FROM timeline_events ..." and calls cb for each row. */
+int db_event_rows(struct db *db, sqlite3_stmt *st, db_event_cb *cb, void *arg);
+
+/*
  * The migrations, in order: migration i + 1 takes user_version from i to
  * i + 1, so db_migrations_count is the latest schema version. Each runs
  * in one transaction; sql may hold several statements.

@@ -14,37 +14,6 @@
 #include "common/common.h"
 #include "db/db_int.h"
 
-static int bind_text(sqlite3_stmt *st, int ix, const char *s)
-{
-  if (!s)
-    return sqlite3_bind_null(st, ix);
-  return sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
-}
-
-static int bind_id(sqlite3_stmt *st, int ix, int64_t id)
-{
-  if (id <= 0)
-    return sqlite3_bind_null(st, ix);
-  return sqlite3_bind_int64(st, ix, id);
-}
-
-static const char *col_text(sqlite3_stmt *st, int ix)
-{
-  return (const char *)sqlite3_column_text(st, ix);
-}
-
-/* Steps a statement that returns no rows; logs and maps errors. */
-static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
-{
-  int src = sqlite3_step(st);
-
-  if (src != SQLITE_DONE) {
-    log_err("%s: %s: %s", db_path(db), what, sqlite3_errmsg(db->h));
-    return db_errno(src);
-  }
-  return 0;
-}
-
 int db_device_id(struct db *db, const char *ep, int64_t *id)
 {
   sqlite3_stmt *st = NULL;
@@ -53,7 +22,7 @@ int db_device_id(struct db *db, const char *ep, int64_t *id)
   rc = db_stmt_get(db, "SELECT id FROM devices WHERE endpoint = ?1", &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, ep);
+  db_bind_text(st, 1, ep);
   src = sqlite3_step(st);
   if (src == SQLITE_ROW) {
     *id = sqlite3_column_int64(st, 0);
@@ -85,9 +54,9 @@ static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
                    &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, r->endpoint);
+  db_bind_text(st, 1, r->endpoint);
   sqlite3_bind_int64(st, 2, r->registered_at);
-  bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 3, r->lwm2m_version);
   src = sqlite3_step(st);
   if (src != SQLITE_ROW) {
     log_err("%s: device upsert: %s", db_path(db), sqlite3_errmsg(db->h));
@@ -128,8 +97,8 @@ static int objects_insert(struct db *db, int64_t device_id,
     sqlite3_bind_int64(st, 1, device_id);
     sqlite3_bind_int(st, 2, links[i].oid);
     sqlite3_bind_int(st, 3, links[i].iid);
-    bind_text(st, 4, links[i].version);
-    rc = step_done(db, st, "object insert");
+    db_bind_text(st, 4, links[i].version);
+    rc = db_step_done(db, st, "object insert");
     if (rc < 0)
       goto out;
   }
@@ -149,7 +118,7 @@ int db_objects_replace(struct db *db, int64_t device_id,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  rc = step_done(db, st, "objects delete");
+  rc = db_step_done(db, st, "objects delete");
 out:
   db_stmt_done(st);
   return rc < 0 ? rc : objects_insert(db, device_id, links, n);
@@ -176,21 +145,21 @@ int db_registration_save(struct db *db, struct db_registration *r,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, r->device_id);
-  bind_text(st, 2, r->location);
-  bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 2, r->location);
+  db_bind_text(st, 3, r->lwm2m_version);
   sqlite3_bind_int64(st, 4, r->lifetime);
-  bind_text(st, 5, r->binding);
+  db_bind_text(st, 5, r->binding);
   sqlite3_bind_int(st, 6, r->queue_mode);
-  bind_text(st, 7, r->sms);
-  bind_text(st, 8, r->alt_path);
-  bind_text(st, 9, r->content_format);
-  bind_text(st, 10, r->peer);
-  bind_text(st, 11, r->security);
-  bind_text(st, 12, r->identity);
+  db_bind_text(st, 7, r->sms);
+  db_bind_text(st, 8, r->alt_path);
+  db_bind_text(st, 9, r->content_format);
+  db_bind_text(st, 10, r->peer);
+  db_bind_text(st, 11, r->security);
+  db_bind_text(st, 12, r->identity);
   sqlite3_bind_int64(st, 13, r->registered_at);
   sqlite3_bind_int64(st, 14, r->updated_at);
   sqlite3_bind_int64(st, 15, r->expires_at);
-  rc = step_done(db, st, "registration save");
+  rc = db_step_done(db, st, "registration save");
   if (rc < 0)
     goto out;
   /* A new device has no objects to replace. */
@@ -215,13 +184,13 @@ int db_registration_update(struct db *db, const struct db_registration *r)
     goto out;
   sqlite3_bind_int64(st, 1, r->device_id);
   sqlite3_bind_int64(st, 2, r->lifetime);
-  bind_text(st, 3, r->binding);
-  bind_text(st, 4, r->sms);
+  db_bind_text(st, 3, r->binding);
+  db_bind_text(st, 4, r->sms);
   sqlite3_bind_int(st, 5, r->queue_mode);
-  bind_text(st, 6, r->peer);
+  db_bind_text(st, 6, r->peer);
   sqlite3_bind_int64(st, 7, r->updated_at);
   sqlite3_bind_int64(st, 8, r->expires_at);
-  rc = step_done(db, st, "registration update");
+  rc = db_step_done(db, st, "registration update");
   if (rc < 0)
     goto out;
   db_stmt_done(st);
@@ -232,7 +201,7 @@ int db_registration_update(struct db *db, const struct db_registration *r)
     goto out;
   sqlite3_bind_int64(st, 1, r->device_id);
   sqlite3_bind_int64(st, 2, r->updated_at);
-  rc = step_done(db, st, "device last seen");
+  rc = db_step_done(db, st, "device last seen");
 out:
   db_stmt_done(st);
   return rc;
@@ -247,7 +216,7 @@ int db_registration_delete(struct db *db, int64_t device_id)
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  rc = step_done(db, st, "registration delete");
+  rc = db_step_done(db, st, "registration delete");
 out:
   db_stmt_done(st);
   return rc;
@@ -285,18 +254,18 @@ int db_registrations_load(struct db *db,
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     struct db_registration r = {
         .device_id = sqlite3_column_int64(st, 0),
-        .endpoint = col_text(st, 1),
-        .location = col_text(st, 2),
-        .lwm2m_version = col_text(st, 3),
+        .endpoint = db_col_text(st, 1),
+        .location = db_col_text(st, 2),
+        .lwm2m_version = db_col_text(st, 3),
         .lifetime = sqlite3_column_int64(st, 4),
-        .binding = col_text(st, 5),
+        .binding = db_col_text(st, 5),
         .queue_mode = sqlite3_column_int(st, 6) != 0,
-        .sms = col_text(st, 7),
-        .alt_path = col_text(st, 8),
-        .content_format = col_text(st, 9),
-        .peer = col_text(st, 10),
-        .security = col_text(st, 11),
-        .identity = col_text(st, 12),
+        .sms = db_col_text(st, 7),
+        .alt_path = db_col_text(st, 8),
+        .content_format = db_col_text(st, 9),
+        .peer = db_col_text(st, 10),
+        .security = db_col_text(st, 11),
+        .identity = db_col_text(st, 12),
         .registered_at = sqlite3_column_int64(st, 13),
         .updated_at = sqlite3_column_int64(st, 14),
         .expires_at = sqlite3_column_int64(st, 15),
@@ -312,7 +281,7 @@ int db_registrations_load(struct db *db,
       }
       links[n].oid = (uint16_t)sqlite3_column_int(ob, 0);
       links[n].iid = sqlite3_column_int(ob, 1);
-      links[n].version = col_text(ob, 2);
+      links[n].version = db_col_text(ob, 2);
       n++;
     }
     if (src != SQLITE_DONE) {
@@ -348,13 +317,13 @@ int db_timeline_add(struct db *db, int64_t at, const char *type,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, at);
-  bind_text(st, 2, type);
-  bind_id(st, 3, device_id);
-  bind_text(st, 4, endpoint);
-  bind_id(st, 5, job_id);
-  bind_id(st, 6, rollout_id);
-  bind_text(st, 7, data_json);
-  rc = step_done(db, st, "timeline insert");
+  db_bind_text(st, 2, type);
+  db_bind_id(st, 3, device_id);
+  db_bind_text(st, 4, endpoint);
+  db_bind_id(st, 5, job_id);
+  db_bind_id(st, 6, rollout_id);
+  db_bind_text(st, 7, data_json);
+  rc = db_step_done(db, st, "timeline insert");
   if (rc == 0)
     db->timeline_changes++;
 out:
@@ -375,12 +344,12 @@ int db_request_add(struct db *db, struct db_request *r)
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, r->device_id);
-  bind_text(st, 2, r->op);
-  bind_text(st, 3, r->path);
-  bind_text(st, 4, r->body);
+  db_bind_text(st, 2, r->op);
+  db_bind_text(st, 3, r->path);
+  db_bind_text(st, 4, r->body);
   sqlite3_bind_int64(st, 5, r->created_at);
   sqlite3_bind_int64(st, 6, r->expires_at);
-  rc = step_done(db, st, "request insert");
+  rc = db_step_done(db, st, "request insert");
   if (rc == 0)
     r->id = sqlite3_last_insert_rowid(db->h);
 out:
@@ -401,12 +370,12 @@ int db_request_finish(struct db *db, int64_t id, const char *state, int64_t at,
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, id);
-  bind_text(st, 2, state);
+  db_bind_text(st, 2, state);
   sqlite3_bind_int64(st, 3, at);
-  bind_text(st, 4, code);
-  bind_text(st, 5, result);
-  bind_text(st, 6, error);
-  rc = step_done(db, st, "request finish");
+  db_bind_text(st, 4, code);
+  db_bind_text(st, 5, result);
+  db_bind_text(st, 6, error);
+  rc = db_step_done(db, st, "request finish");
 out:
   db_stmt_done(st);
   return rc;
@@ -424,7 +393,7 @@ int db_request_sent(struct db *db, int64_t id, int64_t at)
     goto out;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, at);
-  rc = step_done(db, st, "request sent");
+  rc = db_step_done(db, st, "request sent");
 out:
   db_stmt_done(st);
   return rc;
@@ -446,18 +415,18 @@ static int request_rows(struct db *db, sqlite3_stmt *st, db_request_cb *cb,
     struct db_request r = {
         .id = sqlite3_column_int64(st, 0),
         .device_id = sqlite3_column_int64(st, 1),
-        .endpoint = col_text(st, 2),
-        .op = col_text(st, 3),
-        .path = col_text(st, 4),
-        .body = col_text(st, 5),
-        .state = col_text(st, 6),
+        .endpoint = db_col_text(st, 2),
+        .op = db_col_text(st, 3),
+        .path = db_col_text(st, 4),
+        .body = db_col_text(st, 5),
+        .state = db_col_text(st, 6),
         .created_at = sqlite3_column_int64(st, 7),
         .expires_at = sqlite3_column_int64(st, 8),
         .sent_at = sqlite3_column_int64(st, 9),
         .finished_at = sqlite3_column_int64(st, 10),
-        .code = col_text(st, 11),
-        .result = col_text(st, 12),
-        .error = col_text(st, 13),
+        .code = db_col_text(st, 11),
+        .result = db_col_text(st, 12),
+        .error = db_col_text(st, 13),
     };
 
     (*count)++;
@@ -543,7 +512,7 @@ int db_requests_expire(struct db *db, int64_t now, int64_t *n)
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, now);
-  rc = step_done(db, st, "requests expire");
+  rc = db_step_done(db, st, "requests expire");
   if (rc == 0)
     *n = sqlite3_changes(db->h);
 out:
@@ -564,7 +533,7 @@ int db_requests_abandon(struct db *db, int64_t now)
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, now);
-  rc = step_done(db, st, "requests abandon");
+  rc = db_step_done(db, st, "requests abandon");
 out:
   db_stmt_done(st);
   return rc;
@@ -605,8 +574,8 @@ int db_sent_values_add(struct db *db, int64_t device_id, int64_t at,
   sqlite3_bind_int64(st, 1, device_id);
   sqlite3_bind_int64(st, 2, at);
   sqlite3_bind_int(st, 3, content_format);
-  bind_text(st, 4, data_json);
-  rc = step_done(db, st, "sent values insert");
+  db_bind_text(st, 4, data_json);
+  rc = db_step_done(db, st, "sent values insert");
 out:
   db_stmt_done(st);
   return rc;
@@ -622,10 +591,10 @@ static int device_rows(struct db *db, sqlite3_stmt *st,
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     struct db_device d = {
         .id = sqlite3_column_int64(st, 0),
-        .endpoint = col_text(st, 1),
+        .endpoint = db_col_text(st, 1),
         .created_at = sqlite3_column_int64(st, 2),
         .last_seen_at = sqlite3_column_int64(st, 3),
-        .lwm2m_version = col_text(st, 4),
+        .lwm2m_version = db_col_text(st, 4),
         .registered = sqlite3_column_int(st, 5) != 0,
     };
 
@@ -665,10 +634,10 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
       &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, prefix);
+  db_bind_text(st, 1, prefix);
   sqlite3_bind_int(st, 2, registered);
   sqlite3_bind_int(st, 3, object_id);
-  bind_text(st, 4, after_ep);
+  db_bind_text(st, 4, after_ep);
   sqlite3_bind_int(st, 5, limit);
   rc = device_rows(db, st, cb, arg, &count);
 out:
@@ -685,7 +654,7 @@ int db_device_get(struct db *db, const char *ep,
   rc = db_stmt_get(db, DEVICE_COLUMNS "WHERE d.endpoint = ?1", &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, ep);
+  db_bind_text(st, 1, ep);
   rc = device_rows(db, st, cb, arg, &count);
   if (rc == 0 && count == 0)
     rc = -ENOENT;
@@ -713,7 +682,7 @@ int db_device_objects(struct db *db, int64_t device_id,
     struct db_object_link l = {
         .oid = (uint16_t)sqlite3_column_int(st, 0),
         .iid = sqlite3_column_int(st, 1),
-        .version = col_text(st, 2),
+        .version = db_col_text(st, 2),
     };
 
     cb(arg, &l);
@@ -740,7 +709,7 @@ int db_request_cancel(struct db *db, int64_t id, int64_t at)
     goto out;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, at);
-  rc = step_done(db, st, "request cancel");
+  rc = db_step_done(db, st, "request cancel");
   if (rc == 0 && sqlite3_changes(db->h) == 0) {
     db_stmt_done(st);
     st = NULL;
@@ -776,7 +745,7 @@ int db_sent_values_list(struct db *db, int64_t device_id, int64_t after_id,
   sqlite3_bind_int(st, 3, limit);
   while ((src = sqlite3_step(st)) == SQLITE_ROW)
     cb(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-       sqlite3_column_int(st, 2), col_text(st, 3));
+       sqlite3_column_int(st, 2), db_col_text(st, 3));
   if (src != SQLITE_DONE) {
     log_err("%s: sent values query: %s", db_path(db), sqlite3_errmsg(db->h));
     rc = db_errno(src);

@@ -32,7 +32,7 @@ int db_events_list(struct db *db, int64_t after_id, int64_t max_id, int limit,
                    db_event_cb *cb, void *arg)
 {
   sqlite3_stmt *st = NULL;
-  int rc, src;
+  int rc;
 
   rc = db_stmt_get(db,
                    "SELECT id, at, type, endpoint, job_id, rollout_id, data "
@@ -44,23 +44,7 @@ int db_events_list(struct db *db, int64_t after_id, int64_t max_id, int limit,
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int64(st, 2, max_id);
   sqlite3_bind_int(st, 3, limit);
-  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-    struct db_event e = {
-        .id = sqlite3_column_int64(st, 0),
-        .at = sqlite3_column_int64(st, 1),
-        .type = (const char *)sqlite3_column_text(st, 2),
-        .endpoint = (const char *)sqlite3_column_text(st, 3),
-        .job_id = sqlite3_column_int64(st, 4),
-        .rollout_id = sqlite3_column_int64(st, 5),
-        .data = (const char *)sqlite3_column_text(st, 6),
-    };
-
-    cb(arg, &e);
-  }
-  if (src != SQLITE_DONE) {
-    log_err("%s: events query: %s", db_path(db), sqlite3_errmsg(db->h));
-    rc = db_errno(src);
-  }
+  rc = db_event_rows(db, st, cb, arg);
 out:
   db_stmt_done(st);
   return rc;

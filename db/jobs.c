@@ -10,54 +10,6 @@
 #include "common/common.h"
 #include "db/db_int.h"
 
-static void bind_text(sqlite3_stmt *st, int ix, const char *s)
-{
-  if (s)
-    sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, ix);
-}
-
-/* Times and ids: 0 is stored as NULL. */
-static void bind_opt_pos(sqlite3_stmt *st, int ix, int64_t v)
-{
-  if (v > 0)
-    sqlite3_bind_int64(st, ix, v);
-  else
-    sqlite3_bind_null(st, ix);
-}
-
-/* Results and counters: -1 is stored as NULL. */
-static void bind_opt_int(sqlite3_stmt *st, int ix, int64_t v)
-{
-  if (v >= 0)
-    sqlite3_bind_int64(st, ix, v);
-  else
-    sqlite3_bind_null(st, ix);
-}
-
-static int64_t col_opt_int(sqlite3_stmt *st, int ix)
-{
-  if (sqlite3_column_type(st, ix) == SQLITE_NULL)
-    return -1;
-  return sqlite3_column_int64(st, ix);
-}
-
-static const char *col_text(sqlite3_stmt *st, int ix)
-{
-  return (const char *)sqlite3_column_text(st, ix);
-}
-
-/* Steps a statement that returns no rows; logs and maps errors. */
-static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
-{
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    log_err("%s: %s: %s", db_path(db), what, sqlite3_errmsg(db->h));
-    return db_errno(sqlite3_extended_errcode(db->h));
-  }
-  return 0;
-}
-
 int db_job_add(struct db *db, struct db_job *j)
 {
   sqlite3_stmt *st = NULL;
@@ -70,13 +22,13 @@ int db_job_add(struct db *db, struct db_job *j)
                    &st);
   if (rc < 0)
     goto out;
-  bind_opt_pos(st, 1, j->rollout_id);
+  db_bind_id(st, 1, j->rollout_id);
   sqlite3_bind_int64(st, 2, j->device_id);
-  bind_text(st, 3, j->state);
+  db_bind_text(st, 3, j->state);
   sqlite3_bind_int64(st, 4, j->attempt);
   sqlite3_bind_int(st, 5, j->forced ? 1 : 0);
   sqlite3_bind_int64(st, 6, j->created_at);
-  rc = step_done(db, st, "job insert");
+  rc = db_step_done(db, st, "job insert");
   if (rc == 0)
     j->id = sqlite3_last_insert_rowid(db->h);
 out:
@@ -103,11 +55,11 @@ int db_job_component_add(struct db *db, const struct db_job_component *c)
   sqlite3_bind_int(st, 4, c->position);
   sqlite3_bind_int(st, 5, c->oid);
   sqlite3_bind_int(st, 6, c->iid);
-  bind_text(st, 7, c->state);
-  bind_text(st, 8, c->from_version);
-  bind_opt_int(st, 9, c->start_result);
-  bind_opt_pos(st, 10, c->updated_at);
-  rc = step_done(db, st, "job component insert");
+  db_bind_text(st, 7, c->state);
+  db_bind_text(st, 8, c->from_version);
+  db_bind_opt_int(st, 9, c->start_result);
+  db_bind_id(st, 10, c->updated_at);
+  rc = db_step_done(db, st, "job component insert");
 out:
   db_stmt_done(st);
   return rc;
@@ -128,18 +80,18 @@ int db_job_update(struct db *db, const struct db_job *j)
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, j->id);
-  bind_text(st, 2, j->state);
+  db_bind_text(st, 2, j->state);
   sqlite3_bind_int64(st, 3, j->attempt);
-  bind_text(st, 4, j->failure_class);
-  bind_opt_int(st, 5, j->update_result);
-  bind_text(st, 6, j->detail);
-  bind_text(st, 7, j->delivery);
+  db_bind_text(st, 4, j->failure_class);
+  db_bind_opt_int(st, 5, j->update_result);
+  db_bind_text(st, 6, j->detail);
+  db_bind_text(st, 7, j->delivery);
   sqlite3_bind_int64(st, 8, j->updated_at);
-  bind_opt_pos(st, 9, j->started_at);
-  bind_opt_pos(st, 10, j->executed_at);
-  bind_opt_pos(st, 11, j->deadline_at);
-  bind_opt_pos(st, 12, j->finished_at);
-  rc = step_done(db, st, "job update");
+  db_bind_id(st, 9, j->started_at);
+  db_bind_id(st, 10, j->executed_at);
+  db_bind_id(st, 11, j->deadline_at);
+  db_bind_id(st, 12, j->finished_at);
+  rc = db_step_done(db, st, "job update");
   if (rc == 0 && sqlite3_changes(db->h) == 0)
     rc = -ENOENT;
 out:
@@ -161,14 +113,14 @@ int db_job_component_update(struct db *db, const struct db_job_component *c)
     goto out;
   sqlite3_bind_int64(st, 1, c->job_id);
   sqlite3_bind_int64(st, 2, c->component_id);
-  bind_text(st, 3, c->state);
-  bind_opt_int(st, 4, c->result);
-  bind_text(st, 5, c->uri);
+  db_bind_text(st, 3, c->state);
+  db_bind_opt_int(st, 4, c->result);
+  db_bind_text(st, 5, c->uri);
   sqlite3_bind_int64(st, 6, c->blocks);
   sqlite3_bind_int64(st, 7, c->bytes);
-  bind_opt_pos(st, 8, c->last_block_at);
-  bind_opt_pos(st, 9, c->updated_at);
-  rc = step_done(db, st, "job component update");
+  db_bind_id(st, 8, c->last_block_at);
+  db_bind_id(st, 9, c->updated_at);
+  rc = db_step_done(db, st, "job component update");
 out:
   db_stmt_done(st);
   return rc;
@@ -191,13 +143,13 @@ static int job_rows(struct db *db, sqlite3_stmt *st, db_job_cb *cb, void *arg,
         .id = sqlite3_column_int64(st, 0),
         .rollout_id = sqlite3_column_int64(st, 1),
         .device_id = sqlite3_column_int64(st, 2),
-        .endpoint = col_text(st, 3),
-        .state = col_text(st, 4),
+        .endpoint = db_col_text(st, 3),
+        .state = db_col_text(st, 4),
         .attempt = sqlite3_column_int64(st, 5),
-        .failure_class = col_text(st, 6),
-        .update_result = col_opt_int(st, 7),
-        .detail = col_text(st, 8),
-        .delivery = col_text(st, 9),
+        .failure_class = db_col_text(st, 6),
+        .update_result = db_col_opt_int(st, 7),
+        .detail = db_col_text(st, 8),
+        .delivery = db_col_text(st, 9),
         .forced = sqlite3_column_int(st, 10) != 0,
         .created_at = sqlite3_column_int64(st, 11),
         .updated_at = sqlite3_column_int64(st, 12),
@@ -322,20 +274,20 @@ int db_job_components(struct db *db, int64_t job_id, db_job_component_cb *cb,
         .position = sqlite3_column_int(st, 3),
         .oid = sqlite3_column_int(st, 4),
         .iid = sqlite3_column_int(st, 5),
-        .state = col_text(st, 6),
-        .from_version = col_text(st, 7),
-        .start_result = col_opt_int(st, 8),
-        .result = col_opt_int(st, 9),
-        .uri = col_text(st, 10),
+        .state = db_col_text(st, 6),
+        .from_version = db_col_text(st, 7),
+        .start_result = db_col_opt_int(st, 8),
+        .result = db_col_opt_int(st, 9),
+        .uri = db_col_text(st, 10),
         .blocks = sqlite3_column_int64(st, 11),
         .bytes = sqlite3_column_int64(st, 12),
         .last_block_at = sqlite3_column_int64(st, 13),
         .updated_at = sqlite3_column_int64(st, 14),
-        .name = col_text(st, 15),
-        .pkg_component = col_text(st, 16),
-        .pkg_version = col_text(st, 17),
-        .pkg_sha256 = col_text(st, 18),
-        .pkg_token = col_text(st, 19),
+        .name = db_col_text(st, 15),
+        .pkg_component = db_col_text(st, 16),
+        .pkg_version = db_col_text(st, 17),
+        .pkg_sha256 = db_col_text(st, 18),
+        .pkg_token = db_col_text(st, 19),
         .pkg_size = sqlite3_column_int64(st, 20),
     };
 
@@ -371,11 +323,11 @@ int db_job_events(struct db *db, int64_t job_id, int64_t after_id, int limit,
     struct db_event e = {
         .id = sqlite3_column_int64(st, 0),
         .at = sqlite3_column_int64(st, 1),
-        .type = col_text(st, 2),
-        .endpoint = col_text(st, 3),
+        .type = db_col_text(st, 2),
+        .endpoint = db_col_text(st, 3),
         .job_id = sqlite3_column_int64(st, 4),
         .rollout_id = sqlite3_column_int64(st, 5),
-        .data = col_text(st, 6),
+        .data = db_col_text(st, 6),
     };
 
     cb(arg, &e);
@@ -401,13 +353,13 @@ static int job_package_rows(struct db *db, sqlite3_stmt *st,
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     struct db_job_package p = {
         .id = sqlite3_column_int64(st, 0),
-        .component = col_text(st, 1),
-        .version = col_text(st, 2),
-        .sha256 = col_text(st, 3),
+        .component = db_col_text(st, 1),
+        .version = db_col_text(st, 2),
+        .sha256 = db_col_text(st, 3),
         .size = sqlite3_column_int64(st, 4),
-        .file = col_text(st, 5),
-        .download_token = col_text(st, 6),
-        .mcuboot = col_text(st, 7),
+        .file = db_col_text(st, 5),
+        .download_token = db_col_text(st, 6),
+        .mcuboot = db_col_text(st, 7),
         .forced = sqlite3_column_int(st, 8) != 0,
     };
 
@@ -446,7 +398,7 @@ int db_job_package_by_token(struct db *db, const char *token,
   rc = db_stmt_get(db, JOB_PACKAGE_COLUMNS "WHERE download_token = ?1", &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, token);
+  db_bind_text(st, 1, token);
   rc = job_package_rows(db, st, cb, arg);
 out:
   db_stmt_done(st);

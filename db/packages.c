@@ -15,13 +15,6 @@
   "mcuboot_detail, mcuboot_version, forced, download_token, created_at "      \
   "FROM packages "
 
-static int bind_text(sqlite3_stmt *st, int ix, const char *s)
-{
-  if (!s)
-    return sqlite3_bind_null(st, ix);
-  return sqlite3_bind_text(st, ix, s, -1, SQLITE_STATIC);
-}
-
 /* Calls cb for each row; *count is the number of rows. */
 static int package_rows(struct db *db, sqlite3_stmt *st, db_package_cb *cb,
                         void *arg, int *count)
@@ -70,17 +63,17 @@ int db_package_add(struct db *db, struct db_package *p)
                    &st);
   if (rc < 0)
     goto out;
-  bind_text(st, 1, p->component);
-  bind_text(st, 2, p->version);
-  bind_text(st, 3, p->sha256);
+  db_bind_text(st, 1, p->component);
+  db_bind_text(st, 2, p->version);
+  db_bind_text(st, 3, p->sha256);
   sqlite3_bind_int64(st, 4, p->size);
-  bind_text(st, 5, p->file);
-  bind_text(st, 6, p->filename);
-  bind_text(st, 7, p->mcuboot);
-  bind_text(st, 8, p->mcuboot_detail);
-  bind_text(st, 9, p->mcuboot_version);
+  db_bind_text(st, 5, p->file);
+  db_bind_text(st, 6, p->filename);
+  db_bind_text(st, 7, p->mcuboot);
+  db_bind_text(st, 8, p->mcuboot_detail);
+  db_bind_text(st, 9, p->mcuboot_version);
   sqlite3_bind_int(st, 10, p->forced ? 1 : 0);
-  bind_text(st, 11, p->download_token);
+  db_bind_text(st, 11, p->download_token);
   sqlite3_bind_int64(st, 12, p->created_at);
   if (sqlite3_step(st) != SQLITE_DONE) {
     rc = db_errno(sqlite3_extended_errcode(db->h));
@@ -106,9 +99,9 @@ static int one(struct db *db, const char *sql, int64_t id, const char *k1,
   if (rc < 0)
     goto out;
   if (k1) {
-    bind_text(st, 1, k1);
+    db_bind_text(st, 1, k1);
     if (k2)
-      bind_text(st, 2, k2);
+      db_bind_text(st, 2, k2);
   } else {
     sqlite3_bind_int64(st, 1, id);
   }
@@ -158,7 +151,7 @@ int db_packages_list(struct db *db, const char *component, int64_t before_id,
     goto out;
   sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
   if (component)
-    bind_text(st, 2, component);
+    db_bind_text(st, 2, component);
   sqlite3_bind_int(st, 3, limit);
   rc = package_rows(db, st, cb, arg, &count);
 out:
@@ -179,7 +172,7 @@ static int count_query(struct db *db, const char *sql, int64_t id,
   if (rc < 0)
     goto out;
   if (key)
-    bind_text(st, 1, key);
+    db_bind_text(st, 1, key);
   else
     sqlite3_bind_int64(st, 1, id);
   src = sqlite3_step(st);
