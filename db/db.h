@@ -475,6 +475,9 @@ struct db_job {
   bool forced;
   int64_t created_at, updated_at, started_at, executed_at, deadline_at,
       finished_at;
+  /* The job's own time-outs and verification window (s; 0: defaults). */
+  int64_t download_timeout, update_timeout, reboot_timeout, verify_window,
+      max_reboots;
 };
 
 struct db_job_component {
@@ -543,5 +546,102 @@ int db_job_package_get(struct db *db, int64_t id, db_job_package_cb *cb,
                        void *arg);
 int db_job_package_by_token(struct db *db, const char *token,
                             db_job_package_cb *cb, void *arg);
+
+/*
+ * Rollouts (rollouts.c): a release applied to a set of devices in
+ * cohorts. Strings are borrowed on input and valid only during the
+ * callback on output; times are Unix ms, 0 for none.
+ */
+struct db_rollout {
+  int64_t id;
+  const char *name;  /* may be NULL */
+  const char *state; /* created, running, paused, completed, aborted... */
+  const char *spec;  /* JSON */
+  const char *reason;
+  int64_t created_at, updated_at, started_at, finished_at;
+  int64_t stage, stage_started_at, stage_done_at;
+  int64_t gate_failures, gate_finished, gate_passed_stage;
+};
+
+typedef void db_rollout_cb(void *arg, const struct db_rollout *r);
+
+/* Inserts a rollout (name, state, spec, created_at); sets r->id. */
+int db_rollout_add(struct db *db, struct db_rollout *r);
+int db_rollout_package_add(struct db *db, int64_t rollout_id,
+                           int64_t package_id);
+/* Stores the mutable fields (state to gate_passed_stage); -ENOENT. */
+int db_rollout_update(struct db *db, const struct db_rollout *r);
+int db_rollout_get(struct db *db, int64_t id, db_rollout_cb *cb, void *arg);
+/* Newest first, ids below before_id (0: from the newest); state NULL for
+ * any. */
+int db_rollouts_list(struct db *db, const char *state, int64_t before_id,
+                     int limit, db_rollout_cb *cb, void *arg);
+/* The running and paused rollouts, oldest first. */
+int db_rollouts_live(struct db *db, db_rollout_cb *cb, void *arg);
+
+/* A device that may join a rollout, once per firmware component (oid 0
+ * and the rest unset for a device without any). */
+struct db_candidate {
+  int64_t device_id;
+  const char *endpoint;
+  int oid, iid;
+  const char *name, *version;
+  int64_t state; /* -1: unknown */
+};
+typedef void db_candidate_cb(void *arg, const struct db_candidate *c);
+/* The devices named in endpoints_json or carrying a tag of tags_json
+ * (JSON arrays; both NULL: every device), minus the members of rollout
+ * not_in_rollout (0: none), in device order. */
+int db_rollout_candidates(struct db *db, const char *endpoints_json,
+                          const char *tags_json, int64_t not_in_rollout,
+                          db_candidate_cb *cb, void *arg);
+
+/* A device in a rollout. */
+struct db_member {
+  int64_t rollout_id, device_id;
+  const char *endpoint; /* output only */
+  int64_t stage, rank;
+  const char *state; /* pending, waiting, active, retry, succeeded... */
+  int64_t attempts;
+  int64_t job_id;  /* the latest job, 0: none */
+  int64_t next_at; /* retry: not before */
+  const char *failure_class, *gate_class, *reason;
+  int64_t updated_at;
+  const char *job_state; /* output only: the latest job's state */
+};
+typedef void db_member_cb(void *arg, const struct db_member *m);
+typedef void db_member_count_cb(void *arg, int64_t stage, const char *state,
+                                const char *gate_class, int64_t count);
+
+/* Inserts (rollout_id, device_id, stage, rank, state, reason, updated_at). */
+int db_member_add(struct db *db, const struct db_member *m);
+/* Stores state to updated_at; -ENOENT. */
+int db_member_update(struct db *db, const struct db_member *m);
+int db_member_get(struct db *db, int64_t rollout_id, int64_t device_id,
+                  db_member_cb *cb, void *arg);
+/* The member whose latest job is job_id; -ENOENT. */
+int db_member_of_job(struct db *db, int64_t job_id, db_member_cb *cb,
+                     void *arg);
+/* Up to limit retries due at now, then up to limit pending members, of
+ * stages up to max_stage, in cohort order. */
+int db_members_next(struct db *db, int64_t rollout_id, int64_t max_stage,
+                    int64_t now, int limit, db_member_cb *cb, void *arg);
+/* Members by device id after after_device; state (member or job state)
+ * NULL and stage < 0 for any. */
+int db_members_list(struct db *db, int64_t rollout_id, const char *state,
+                    int64_t stage, int64_t after_device, int limit,
+                    db_member_cb *cb, void *arg);
+/* Counts by stage, state and gate class. */
+int db_member_counts(struct db *db, int64_t rollout_id,
+                     db_member_count_cb *cb, void *arg);
+/* Moves members in state from to state to (reason, when not NULL, with
+ * it): of rollout_id (0: of every running or paused rollout) and
+ * device_id (0: every device). *changed, if not NULL, counts them. */
+int db_members_set_state(struct db *db, int64_t rollout_id, int64_t device_id,
+                         const char *from, const char *to, const char *reason,
+                         int64_t at, int *changed);
+/* A rollout's own events (not its jobs'), oldest first, after after_id. */
+int db_rollout_events(struct db *db, int64_t rollout_id, int64_t after_id,
+                      int limit, db_event_cb *cb, void *arg);
 
 #endif

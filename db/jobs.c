@@ -17,8 +17,10 @@ int db_job_add(struct db *db, struct db_job *j)
 
   rc = db_stmt_get(db,
                    "INSERT INTO jobs (rollout_id, device_id, state, attempt, "
-                   "forced, created_at, updated_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                   "forced, created_at, updated_at, download_timeout, "
+                   "update_timeout, reboot_timeout, verify_window, "
+                   "max_reboots) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
                    &st);
   if (rc < 0)
     goto out;
@@ -28,6 +30,11 @@ int db_job_add(struct db *db, struct db_job *j)
   sqlite3_bind_int64(st, 4, j->attempt);
   sqlite3_bind_int(st, 5, j->forced ? 1 : 0);
   sqlite3_bind_int64(st, 6, j->created_at);
+  sqlite3_bind_int64(st, 7, j->download_timeout);
+  sqlite3_bind_int64(st, 8, j->update_timeout);
+  sqlite3_bind_int64(st, 9, j->reboot_timeout);
+  sqlite3_bind_int64(st, 10, j->verify_window);
+  sqlite3_bind_int64(st, 11, j->max_reboots);
   rc = db_step_done(db, st, "job insert");
   if (rc == 0)
     j->id = sqlite3_last_insert_rowid(db->h);
@@ -130,7 +137,9 @@ out:
   "SELECT j.id, j.rollout_id, j.device_id, d.endpoint, j.state, j.attempt, "  \
   "j.failure_class, j.update_result, j.detail, j.delivery, j.forced, "        \
   "j.created_at, j.updated_at, j.started_at, j.executed_at, j.deadline_at, "  \
-  "j.finished_at FROM jobs j JOIN devices d ON d.id = j.device_id "
+  "j.finished_at, j.download_timeout, j.update_timeout, j.reboot_timeout, " \
+  "j.verify_window, j.max_reboots "                                            \
+  "FROM jobs j JOIN devices d ON d.id = j.device_id "
 
 static int job_rows(struct db *db, sqlite3_stmt *st, db_job_cb *cb, void *arg,
                     int *count)
@@ -157,6 +166,11 @@ static int job_rows(struct db *db, sqlite3_stmt *st, db_job_cb *cb, void *arg,
         .executed_at = sqlite3_column_int64(st, 14),
         .deadline_at = sqlite3_column_int64(st, 15),
         .finished_at = sqlite3_column_int64(st, 16),
+        .download_timeout = sqlite3_column_int64(st, 17),
+        .update_timeout = sqlite3_column_int64(st, 18),
+        .reboot_timeout = sqlite3_column_int64(st, 19),
+        .verify_window = sqlite3_column_int64(st, 20),
+        .max_reboots = sqlite3_column_int64(st, 21),
     };
 
     (*count)++;

@@ -157,8 +157,16 @@ static const char migration_1[] =
     "CREATE INDEX packages_component ON packages(component, id);\n"
 
     /*
-     * spec is the rollout as the API accepted it (targets, stages, gates),
-     * JSON. state belongs to the orchestrator's state machine.
+     * spec is the rollout as the API accepted it (targets, stages, gates,
+     * pace, schedule, time-outs, retries), JSON. state belongs to the
+     * orchestrator's rollout state machine (created, running, paused,
+     * completed, aborted, expired); reason says why it is paused or
+     * ended. stage is the cohort in progress (0-based); stage_started_at
+     * when it began, stage_done_at when its last job ended (the soak time
+     * counts from there). gate_failures and gate_finished are the counted
+     * failures and finished members when an operator last resumed it:
+     * the failure gate counts from there. gate_passed_stage is the last
+     * stage whose success gate an operator overrode by resuming (-1).
      */
     "CREATE TABLE rollouts (\n"
     "  id INTEGER PRIMARY KEY,\n"
@@ -169,9 +177,49 @@ static const char migration_1[] =
     "  updated_at INTEGER NOT NULL,\n"
     "  started_at INTEGER,\n"
     "  finished_at INTEGER,\n"
-    "  paused_reason TEXT\n"
+    "  reason TEXT,\n"
+    "  stage INTEGER NOT NULL DEFAULT 0 CHECK (stage >= 0),\n"
+    "  stage_started_at INTEGER,\n"
+    "  stage_done_at INTEGER,\n"
+    "  gate_failures INTEGER NOT NULL DEFAULT 0,\n"
+    "  gate_finished INTEGER NOT NULL DEFAULT 0,\n"
+    "  gate_passed_stage INTEGER NOT NULL DEFAULT -1\n"
     ") STRICT;\n"
     "CREATE INDEX rollouts_state ON rollouts(state);\n"
+
+    /*
+     * The devices of a rollout, each in its cohort (stage) at its place
+     * (rank: a hash of rollout id and endpoint, canaries first). state:
+     * pending (not started), waiting (pending, device not registered),
+     * active (job_id running), retry (again at next_at), succeeded,
+     * failed, skipped (reason: up_to_date, no_component, offline...),
+     * cancelled. attempts counts the jobs started; gate_class is the
+     * failure's class for the gates (download, integrity, install,
+     * timeout, rollback, other).
+     */
+    "CREATE TABLE rollout_devices (\n"
+    "  rollout_id INTEGER NOT NULL\n"
+    "    REFERENCES rollouts(id) ON DELETE CASCADE,\n"
+    "  device_id INTEGER NOT NULL\n"
+    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
+    "  stage INTEGER NOT NULL CHECK (stage >= 0),\n"
+    "  rank INTEGER NOT NULL,\n"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'waiting', 'active',\n"
+    "    'retry', 'succeeded', 'failed', 'skipped', 'cancelled')),\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,\n"
+    "  next_at INTEGER,\n"
+    "  failure_class TEXT,\n"
+    "  gate_class TEXT,\n"
+    "  reason TEXT,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (rollout_id, device_id)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    /* The next devices to start, in cohort order. */
+    "CREATE INDEX rollout_devices_next ON rollout_devices(rollout_id, state,\n"
+    "  stage, rank);\n"
+    "CREATE INDEX rollout_devices_device ON rollout_devices(device_id);\n"
+    "CREATE INDEX rollout_devices_job ON rollout_devices(job_id);\n"
 
     /* RESTRICT: a package that a rollout uses cannot be deleted. */
     "CREATE TABLE rollout_packages (\n"
@@ -184,8 +232,8 @@ static const char migration_1[] =
     "CREATE INDEX rollout_packages_package ON rollout_packages(package_id);\n"
 
     /*
-     * One device's update, within a rollout (one job per device and
-     * rollout; retries count in attempt) or on its own (rollout_id NULL).
+     * One device's update, within a rollout (one job per device, rollout
+     * and attempt) or on its own (rollout_id NULL).
      * stage is the rollout cohort; update_result the last Update Result.
      * state belongs to the orchestrator's job state machine; a job is
      * active until finished_at is set, and a device has at most one
@@ -215,12 +263,18 @@ static const char migration_1[] =
     "  started_at INTEGER,\n"
     "  executed_at INTEGER,\n"
     "  deadline_at INTEGER,\n"
-    "  finished_at INTEGER\n"
+    "  finished_at INTEGER,\n"
+    "  download_timeout INTEGER NOT NULL DEFAULT 0,\n"
+    "  update_timeout INTEGER NOT NULL DEFAULT 0,\n"
+    "  reboot_timeout INTEGER NOT NULL DEFAULT 0,\n"
+    "  verify_window INTEGER NOT NULL DEFAULT 0,\n"
+    "  max_reboots INTEGER NOT NULL DEFAULT 0\n"
     ") STRICT;\n"
     "CREATE INDEX jobs_rollout_state ON jobs(rollout_id, state);\n"
     "CREATE INDEX jobs_device ON jobs(device_id);\n"
-    "CREATE UNIQUE INDEX jobs_rollout_device ON jobs(rollout_id, device_id)\n"
-    "  WHERE rollout_id IS NOT NULL;\n"
+    /* A rollout starts one job per device and attempt. */
+    "CREATE UNIQUE INDEX jobs_rollout_device ON jobs(rollout_id, device_id,\n"
+    "  attempt) WHERE rollout_id IS NOT NULL;\n"
     /* One active job per device; on restart the orchestrator loads the
      * active jobs through this index and rearms their timers. */
     "CREATE UNIQUE INDEX jobs_active_device ON jobs(device_id)\n"

@@ -118,6 +118,8 @@ struct job {
   int64_t update_result;
   int64_t created_at, updated_at, started_at, executed_at, deadline_at,
       finished_at;
+  struct orch_job_limits lim; /* 0: the configured default */
+  int reboots;                /* registrations while verifying */
   struct jcomp *c;
   size_t n;
   struct loop_timer deadline, kick, poll;
@@ -127,6 +129,7 @@ struct job {
   bool dead;      /* finished; freed soon */
   bool reconcile; /* read everything at the next chance (restart) */
   bool poll_now;  /* the poll timer reads whatever was heard */
+  bool verified;  /* every component confirmed; watching the window */
   int64_t heard;  /* loop time a value of its components last came */
 };
 
@@ -496,20 +499,31 @@ static void arm_deadline(struct job *j)
   }
 }
 
-static int64_t state_timeout_ms(const struct orch *orch, enum job_state s)
+/* A job's time-out for state s (s), its own or the configured one. */
+static int64_t job_timeout_s(const struct job *j, enum job_state s)
 {
+  const struct orch_config *cfg = &j->orch->cfg;
+
   switch (s) {
   case JOB_URI_WRITTEN:
   case JOB_DOWNLOADING:
-    return orch->cfg.job_download_timeout * 1000;
+    return j->lim.download_timeout > 0 ? j->lim.download_timeout
+                                       : cfg->job_download_timeout;
   case JOB_DOWNLOADED:
-    return orch->cfg.job_update_timeout * 1000;
+    return j->lim.update_timeout > 0 ? j->lim.update_timeout
+                                     : cfg->job_update_timeout;
   case JOB_UPDATING:
   case JOB_VERIFYING:
-    return orch->cfg.job_reboot_timeout * 1000;
+    return j->lim.reboot_timeout > 0 ? j->lim.reboot_timeout
+                                     : cfg->job_reboot_timeout;
   default:
     return 0;
   }
+}
+
+static int64_t state_timeout_ms(const struct job *j, enum job_state s)
+{
+  return job_timeout_s(j, s) * 1000;
 }
 
 static void cleanup_components(struct job *j, bool cancel);
@@ -545,11 +559,11 @@ static void job_set_state(struct job *j, enum job_state to, const char *cls,
   case JOB_DOWNLOADING:
     /* A push starts its download here; a pull at uri-written. */
     if (from == JOB_QUEUED)
-      j->deadline_at = now + state_timeout_ms(orch, to);
+      j->deadline_at = now + state_timeout_ms(j, to);
     break;
   case JOB_VERIFYING:
     if (from != JOB_UPDATING)
-      j->deadline_at = now + state_timeout_ms(orch, to);
+      j->deadline_at = now + state_timeout_ms(j, to);
     for (size_t i = 0; i < j->n; i++) {
       j->c[i].v_have = j->c[i].v_have_version = false;
       set_str(&j->c[i].v_version, NULL);
@@ -558,7 +572,7 @@ static void job_set_state(struct job *j, enum job_state to, const char *cls,
   case JOB_URI_WRITTEN:
   case JOB_DOWNLOADED:
   case JOB_UPDATING:
-    j->deadline_at = now + state_timeout_ms(orch, to);
+    j->deadline_at = now + state_timeout_ms(j, to);
     break;
   case JOB_SUCCEEDED:
   case JOB_FAILED:
@@ -1224,7 +1238,7 @@ static void update_values(struct job *j, struct jcomp *c, int64_t st,
       job_set_state(j, JOB_UPDATING, NULL, 11, j->detail);
     } else {
       j->deadline_at =
-          loop_wall(j->orch->loop) + state_timeout_ms(j->orch, JOB_UPDATING);
+          loop_wall(j->orch->loop) + state_timeout_ms(j, JOB_UPDATING);
       arm_deadline(j);
     }
     return;
@@ -1291,10 +1305,24 @@ static void eval_verify(struct job *j)
   }
   for (size_t i = 0; i < j->n; i++)
     all = all && j->c[i].state == COMP_UPDATED;
-  if (all)
-    job_set_state(j, JOB_SUCCEEDED, NULL, 1, NULL);
-  else
+  if (all && j->lim.verify_window > 0) {
+    /* Confirmed: it succeeds if it stays up for the window. */
+    int64_t until = loop_wall(j->orch->loop) + j->lim.verify_window * 1000;
+
+    if (!j->verified) {
+      j->verified = true;
+      j->deadline_at = until;
+      add_event(j, json_pack("{s:s, s:I}", "verified",
+                             "new version confirmed; watching for reboots",
+                             "window_s", (json_int_t)j->lim.verify_window));
+      arm_deadline(j);
+    }
     job_commit(j);
+  } else if (all) {
+    job_set_state(j, JOB_SUCCEEDED, NULL, 1, NULL);
+  } else {
+    job_commit(j);
+  }
 }
 
 /* One value set of a component (State, Result, and Current Version when
@@ -1676,6 +1704,14 @@ out:
 
 /* Time-outs. */
 
+static bool all_updated(const struct job *j)
+{
+  for (size_t i = 0; i < j->n; i++)
+    if (j->c[i].state != COMP_UPDATED)
+      return false;
+  return true;
+}
+
 static void on_deadline(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct job *j = arg;
@@ -1686,19 +1722,25 @@ static void on_deadline(struct loop *loop, struct loop_timer *t, void *arg)
   case JOB_DOWNLOADING:
     job_fail(j, JOB_TIMED_OUT, "download_timeout", -1,
              "not Downloaded within %llds",
-             (long long)j->orch->cfg.job_download_timeout);
+             (long long)job_timeout_s(j, j->state));
     break;
   case JOB_DOWNLOADED:
     job_fail(j, JOB_TIMED_OUT, "update_timeout", -1,
              "the update did not start within %llds",
-             (long long)j->orch->cfg.job_update_timeout);
+             (long long)job_timeout_s(j, j->state));
     break;
   case JOB_UPDATING:
     job_fail(j, JOB_TIMED_OUT, "never_came_back", -1,
              "the device did not come back within %llds",
-             (long long)j->orch->cfg.job_reboot_timeout);
+             (long long)job_timeout_s(j, j->state));
     break;
   case JOB_VERIFYING:
+    if (all_updated(j)) {
+      job_set_state(j, JOB_SUCCEEDED, NULL, 1,
+                    "stayed up with the new version through the "
+                    "verification window");
+      break;
+    }
     for (size_t i = 0; i < j->n; i++)
       installing = installing || (j->c[i].v_have && j->c[i].v_state == 3);
     job_fail(j, JOB_TIMED_OUT, installing ? "stuck_updating" : "unverified",
@@ -1738,6 +1780,18 @@ static void on_registered(void *arg, const char *ep, bool replaced,
     /* Again: what it said before this registration no longer counts. */
     for (size_t i = 0; i < j->n; i++)
       j->c[i].v_have = j->c[i].v_have_version = false;
+    j->reboots++;
+    if (j->lim.verify_window > 0 && j->reboots > j->lim.max_reboots) {
+      job_fail(j, JOB_FAILED, "reboot_loop", -1,
+               "the device registered %d more time%s after coming back "
+               "with the new version (at most %lld allowed)",
+               j->reboots, j->reboots > 1 ? "s" : "",
+               (long long)j->lim.max_reboots);
+      return;
+    }
+    add_event(j, json_pack("{s:s, s:i}", "event", "registered again while "
+                           "verifying", "reboots", j->reboots));
+    job_commit(j);
   }
   if (j->state >= JOB_DOWNLOADED && j->executed_at > 0)
     came_back(j, "the device registered again");
@@ -2080,6 +2134,11 @@ int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
   row.attempt = spec->attempt;
   row.forced = spec->force;
   row.created_at = loop_wall(orch->loop);
+  row.download_timeout = spec->limits.download_timeout;
+  row.update_timeout = spec->limits.update_timeout;
+  row.reboot_timeout = spec->limits.reboot_timeout;
+  row.verify_window = spec->limits.verify_window;
+  row.max_reboots = spec->limits.max_reboots;
   rc = db_action_begin(orch->db);
   if (rc == 0)
     rc = db_job_add(orch->db, &row);
@@ -2135,6 +2194,8 @@ int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
     json_decref(d);
   }
   json_decref(pkgs);
+  if (rc == 0 && spec->stored)
+    rc = spec->stored(spec->stored_arg, row.id);
   if (rc == 0)
     rc = db_action_end(orch->db, true);
   if (rc < 0) {
@@ -2148,6 +2209,7 @@ int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
   j->rollout_id = spec->rollout_id;
   j->attempt = spec->attempt;
   j->forced = spec->force;
+  j->lim = spec->limits;
   j->state = JOB_QUEUED;
   j->created_at = j->updated_at = row.created_at;
   for (size_t i = 0; i < n; i++) {
@@ -2353,6 +2415,13 @@ static void got_active(void *arg, const struct db_job *r)
   j->started_at = r->started_at;
   j->executed_at = r->executed_at;
   j->deadline_at = r->deadline_at;
+  j->lim = (struct orch_job_limits){
+      .download_timeout = r->download_timeout,
+      .update_timeout = r->update_timeout,
+      .reboot_timeout = r->reboot_timeout,
+      .verify_window = r->verify_window,
+      .max_reboots = r->max_reboots,
+  };
   db_job_components(orch->db, r->id, got_job_comp, j);
   for (size_t i = 0; i < j->n; i++)
     complete = complete && j->c[i].token;
@@ -2380,7 +2449,7 @@ static void recover(struct job *j)
   /* A deadline that passed while fotad was down gets a grace period. */
   if (j->deadline_at > 0) {
     int64_t now = loop_wall(orch->loop);
-    int64_t grace = state_timeout_ms(orch, j->state);
+    int64_t grace = state_timeout_ms(j, j->state);
 
     if (grace > RECOVERY_GRACE_MS)
       grace = RECOVERY_GRACE_MS;

@@ -32,8 +32,13 @@ struct orch *orch_new(struct loop *loop, struct db *db, struct srv *srv,
     orch_free(orch);
     return NULL;
   }
+  if (orch_rollouts_init(orch, err, errlen) < 0) {
+    orch_free(orch);
+    return NULL;
+  }
   if (srv_add_listener(srv, &orch_job_events, orch) < 0 ||
-      srv_add_listener(srv, &orch_delivery_events, orch) < 0) {
+      srv_add_listener(srv, &orch_delivery_events, orch) < 0 ||
+      srv_add_listener(srv, &orch_rollout_events, orch) < 0) {
     snprintf(err, errlen, "too many server listeners");
     orch_free(orch);
     return NULL;
@@ -45,6 +50,7 @@ void orch_free(struct orch *orch)
 {
   if (!orch)
     return;
+  orch_rollouts_free(orch);
   orch_jobs_free(orch);
   orch_files_free(orch);
   orch_components_free(orch);

@@ -7,6 +7,8 @@
 #ifndef FOTAD_ORCH_H
 #define FOTAD_ORCH_H
 
+#include <jansson.h>
+
 #include "common/common.h"
 #include "db/db.h"
 #include "server/srv.h"
@@ -242,5 +244,37 @@ struct orch_job_progress {
  * job is not active (the stored values are then the last word). */
 int orch_job_progress(const struct orch *orch, int64_t job_id,
                       int64_t component_id, struct orch_job_progress *out);
+
+/*
+ * Staged rollouts (rollouts.c): a release of one or more packages applied
+ * to a set of devices in cohorts, with gates, pace, schedule, retries and
+ * verification, persisted and resumed after a restart. docs/rollouts.md
+ * describes the spec (JSON, as the API takes it) and the state machine.
+ * Functions returning int give 0 or a negative errno with err filled:
+ * -EINVAL a bad spec or action, -ENOENT an unknown rollout or package,
+ * -EPERM a package that may not be rolled out, -EBUSY an action the
+ * rollout's state does not allow, -EIO storage.
+ */
+int orch_rollout_create(struct orch *orch, json_t *spec,
+                        const struct db_audit *audit, int64_t *id, char *err,
+                        size_t errlen);
+/* The cohorts a rollout of spec would have now; NULL with *rc set. */
+json_t *orch_rollout_dry_run(struct orch *orch, json_t *spec, int *rc,
+                             char *err, size_t errlen);
+/* action: start, pause, resume or abort. */
+int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
+                         const struct db_audit *audit, char *err,
+                         size_t errlen);
+/* A rollout's view: state, progress per stage and member state, gates;
+ * full adds the stages and the spec. NULL if it cannot be read. */
+json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
+                          bool full);
+/* The full view of rollout id; -ENOENT. */
+int orch_rollout_get(struct orch *orch, int64_t id, json_t **out);
+/* The devices of each cohort: stored ones once started, else a dry run. */
+int orch_rollout_cohorts(struct orch *orch, int64_t id, json_t **out,
+                         char *err, size_t errlen);
+/* How many times a gate paused or aborted a rollout since start-up. */
+uint64_t orch_rollout_gate_trips(const struct orch *orch);
 
 #endif

@@ -31,6 +31,9 @@ struct orch {
   /* Update jobs (jobs.c) and package delivery over CoAP (delivery.c). */
   struct orch_jobs *jobs;
   struct orch_files *files;
+
+  /* Rollouts (rollouts.c). */
+  struct orch_rollouts *rollouts;
 };
 
 /* packages.c */
@@ -94,6 +97,15 @@ const char *orch_job_state_name(enum job_state s);
 int orch_job_state_parse(const char *name, enum job_state *out);
 bool orch_job_state_final(enum job_state s);
 
+/* A job's own time-outs and verification (s); 0 takes the configured
+ * time-out. verify_window > 0 keeps a job that confirmed its new version
+ * in verifying for that long: more than max_reboots registrations in it
+ * fail the job as reboot_loop. */
+struct orch_job_limits {
+  int64_t download_timeout, update_timeout, reboot_timeout;
+  int64_t verify_window, max_reboots;
+};
+
 /* What a job updates, for orch_job_start(). */
 struct orch_job_spec {
   const char *ep;
@@ -102,7 +114,12 @@ struct orch_job_spec {
   bool force;
   int64_t rollout_id; /* 0: a job of its own */
   int64_t attempt;
+  struct orch_job_limits limits;
   const struct db_audit *audit; /* NULL: no audit row */
+  /* Called inside the transaction that stores the new job; a negative
+   * return undoes the job and is returned. NULL: none. */
+  int (*stored)(void *arg, int64_t job_id);
+  void *stored_arg;
 };
 int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
                    int64_t *job_id, char *err, size_t errlen);
@@ -119,6 +136,11 @@ void orch_jobs_set_done_cb(struct orch *orch,
                            void (*cb)(void *arg,
                                       const struct orch_job_outcome *o),
                            void *arg);
+
+/* rollouts.c */
+int orch_rollouts_init(struct orch *orch, char *err, size_t errlen);
+void orch_rollouts_free(struct orch *orch);
+extern const struct srv_events orch_rollout_events;
 
 /* delivery.c */
 void orch_files_init(struct orch *orch);
