@@ -271,6 +271,19 @@ void api_list_devices(struct api_req *req);
 void api_get_device(struct api_req *req);
 void api_device_op(struct api_req *req);
 void api_list_device_requests(struct api_req *req);
+/* tags.c: device tags, which rollouts select devices by. A tag is 1 to
+ * API_TAG_MAX characters of A-Z a-z 0-9 . _ : - and a device has at most
+ * API_TAGS_PER_DEVICE. */
+#define API_TAG_MAX 64
+#define API_TAGS_PER_DEVICE 64
+/* 0 if tag follows the grammar, else -EINVAL with the reason in err. */
+int api_tag_check(const char *tag, char *err, size_t errlen);
+/* The device's tags in order as a new JSON array, or NULL (logged). */
+json_t *api_device_tags_json(struct api *api, int64_t device_id);
+void api_get_device_tags(struct api_req *req);
+void api_put_device_tags(struct api_req *req);
+void api_add_device_tag(struct api_req *req);
+void api_remove_device_tag(struct api_req *req);
 void api_get_request(struct api_req *req);
 void api_cancel_request(struct api_req *req);
 void api_list_credentials(struct api_req *req);

@@ -60,7 +60,7 @@ static void add_device(void *arg, const struct db_device *d)
 }
 
 /*
- * GET /api/v1/devices?prefix=&online=true|false&object=N&limit=&cursor=
+ * GET /api/v1/devices?prefix=&online=true|false&object=N&tag=&limit=&cursor=
  * Devices in endpoint order; next_cursor continues the listing.
  */
 void api_list_devices(struct api_req *req)
@@ -68,6 +68,8 @@ void api_list_devices(struct api_req *req)
   struct list_ctx lc = {.api = req->api};
   const char *online = api_query(req, "online");
   const char *object = api_query(req, "object");
+  const char *tag = api_query(req, "tag");
+  char err[160];
   int registered = -1;
   int64_t oid = -1;
   int limit;
@@ -87,10 +89,14 @@ void api_list_devices(struct api_req *req)
     api_reply_invalid(req, "object", "expected an object id from 0 to 65535");
     return;
   }
+  if (tag && api_tag_check(tag, err, sizeof(err)) < 0) {
+    api_reply_invalid(req, "tag", "%s", err);
+    return;
+  }
   lc.arr = json_array();
   if (db_devices_list(req->api->db, api_query(req, "prefix"), registered,
-                      (int)oid, api_query(req, "cursor"), limit, add_device,
-                      &lc) < 0) {
+                      (int)oid, tag, api_query(req, "cursor"), limit,
+                      add_device, &lc) < 0) {
     json_decref(lc.arr);
     free(lc.last);
     api_reply_error(req, 500, "internal", "cannot list devices");
@@ -133,12 +139,12 @@ static void add_object(void *arg, const struct db_object_link *l)
                 "version", l->version));
 }
 
-/* GET /api/v1/devices/{ep}: registration, objects, queue state. */
+/* GET /api/v1/devices/{ep}: registration, objects, tags, queue state. */
 void api_get_device(struct api_req *req)
 {
   struct device_ctx dc = {.api = req->api};
   const char *ep = req->params[0];
-  json_t *objects, *queue;
+  json_t *objects, *tags, *queue;
   int rc = db_device_get(req->api->db, ep, got_device, &dc);
 
   if (rc == -ENOENT) {
@@ -157,6 +163,13 @@ void api_get_device(struct api_req *req)
     return;
   }
   json_object_set_new(dc.dev, "objects", objects);
+  tags = api_device_tags_json(req->api, dc.id);
+  if (!tags) {
+    json_decref(dc.dev);
+    api_reply_error(req, 500, "internal", "cannot read the tags");
+    return;
+  }
+  json_object_set_new(dc.dev, "tags", tags);
   queue = srv_queue_json(req->api->srv, ep, 0, 100);
   json_object_set_new(dc.dev, "requests", queue ? queue : json_array());
   api_reply_json(req, 200, dc.dev);

@@ -189,10 +189,12 @@ struct db_device {
 /*
  * Lists devices in endpoint order after after_ep (NULL: from the start):
  * those whose endpoint starts with prefix (NULL: any), registered or not
- * (registered < 0: either), with an instance of object_id (< 0: any).
+ * (registered < 0: either), with an instance of object_id (< 0: any),
+ * tagged with tag (NULL: any).
  */
 int db_devices_list(struct db *db, const char *prefix, int registered,
-                    int object_id, const char *after_ep, int limit,
+                    int object_id, const char *tag, const char *after_ep,
+                    int limit,
                     void (*cb)(void *arg, const struct db_device *d),
                     void *arg);
 /* One device by endpoint; -ENOENT if unknown. */
@@ -205,6 +207,27 @@ int db_device_objects(struct db *db, int64_t device_id,
 /* Marks a queued request cancelled; -ENOENT if absent, -EBUSY if it is no
  * longer queued. */
 int db_request_cancel(struct db *db, int64_t id, int64_t at);
+
+/*
+ * Device tags (device_tags): labels that rollouts select devices by. The
+ * grammar of a tag is the caller's to check. None of these but
+ * db_device_tags_set() opens a transaction. Tags given are borrowed; the
+ * tag passed to a callback is valid only during the call.
+ */
+typedef void db_tag_cb(void *arg, const char *tag);
+
+/* Calls cb with each tag of the device, in byte order. */
+int db_device_tags(struct db *db, int64_t device_id, db_tag_cb *cb, void *arg);
+/* Tags the device; tagging it again is no error. *added (may be NULL)
+ * tells whether the tag is new. */
+int db_device_tag_add(struct db *db, int64_t device_id, const char *tag,
+                      bool *added);
+/* -ENOENT if the device does not have the tag. */
+int db_device_tag_remove(struct db *db, int64_t device_id, const char *tag);
+/* Replaces the device's tags with the n in tags (duplicates count once),
+ * all or nothing, in a savepoint (see db_action_begin()). */
+int db_device_tags_set(struct db *db, int64_t device_id,
+                       const char *const *tags, size_t n);
 
 /* DTLS credentials, one per endpoint. Blobs are borrowed. */
 struct db_credential {

@@ -614,7 +614,8 @@ static int device_rows(struct db *db, sqlite3_stmt *st,
   "LEFT JOIN registrations r ON r.device_id = d.id "
 
 int db_devices_list(struct db *db, const char *prefix, int registered,
-                    int object_id, const char *after_ep, int limit,
+                    int object_id, const char *tag, const char *after_ep,
+                    int limit,
                     void (*cb)(void *arg, const struct db_device *d),
                     void *arg)
 {
@@ -630,6 +631,8 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
       "AND (?3 < 0 OR EXISTS (SELECT 1 FROM object_instances o "
       "WHERE o.device_id = d.id AND o.object_id = ?3)) "
       "AND (?4 IS NULL OR d.endpoint > ?4) "
+      "AND (?6 IS NULL OR EXISTS (SELECT 1 FROM device_tags t "
+      "WHERE t.device_id = d.id AND t.tag = ?6)) "
       "ORDER BY d.endpoint LIMIT ?5",
       &st);
   if (rc < 0)
@@ -639,6 +642,7 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
   sqlite3_bind_int(st, 3, object_id);
   db_bind_text(st, 4, after_ep);
   sqlite3_bind_int(st, 5, limit);
+  db_bind_text(st, 6, tag);
   rc = device_rows(db, st, cb, arg, &count);
 out:
   db_stmt_done(st);
@@ -752,5 +756,105 @@ int db_sent_values_list(struct db *db, int64_t device_id, int64_t after_id,
   }
 out:
   db_stmt_done(st);
+  return rc;
+}
+
+int db_device_tags(struct db *db, int64_t device_id, db_tag_cb *cb, void *arg)
+{
+  sqlite3_stmt *st = NULL;
+  int rc, src;
+
+  rc = db_stmt_get(db,
+                   "SELECT tag FROM device_tags WHERE device_id = ?1 "
+                   "ORDER BY tag",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  while ((src = sqlite3_step(st)) == SQLITE_ROW)
+    cb(arg, db_col_text(st, 0));
+  if (src != SQLITE_DONE) {
+    log_err("%s: tags query: %s", db_path(db), sqlite3_errmsg(db->h));
+    rc = db_errno(src);
+  }
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_device_tag_add(struct db *db, int64_t device_id, const char *tag,
+                      bool *added)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  if (added)
+    *added = false;
+  /* OR IGNORE: adding a tag the device has is not an error, and the
+   * number of changed rows tells the caller which case it was. */
+  rc = db_stmt_get(db,
+                   "INSERT OR IGNORE INTO device_tags (device_id, tag) "
+                   "VALUES (?1, ?2)",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  db_bind_text(st, 2, tag);
+  rc = db_step_done(db, st, "tag insert");
+  if (rc == 0 && added)
+    *added = sqlite3_changes(db->h) > 0;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_device_tag_remove(struct db *db, int64_t device_id, const char *tag)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = db_stmt_get(
+      db, "DELETE FROM device_tags WHERE device_id = ?1 AND tag = ?2", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  db_bind_text(st, 2, tag);
+  rc = db_step_done(db, st, "tag delete");
+  if (rc == 0 && sqlite3_changes(db->h) == 0)
+    rc = -ENOENT;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+int db_device_tags_set(struct db *db, int64_t device_id,
+                       const char *const *tags, size_t n)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  /* A savepoint, so that a failure half-way leaves the old set whole. */
+  rc = db_action_begin(db);
+  if (rc < 0)
+    return rc;
+  rc = db_stmt_get(db, "DELETE FROM device_tags WHERE device_id = ?1", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, device_id);
+  rc = db_step_done(db, st, "tags delete");
+  if (rc < 0)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    /* db_device_tag_add() ignores duplicates within tags too. */
+    rc = db_device_tag_add(db, device_id, tags[i], NULL);
+    if (rc < 0)
+      goto out;
+  }
+out:
+  db_stmt_done(st);
+  if (rc == 0)
+    rc = db_action_end(db, true);
+  if (rc < 0)
+    db_action_end(db, false);
   return rc;
 }
