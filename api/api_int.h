@@ -202,6 +202,10 @@ int api_check_fields(struct api_req *req, json_t *body,
 void api_etag_of(const void *data, size_t len, char out[40]);
 int api_check_if_match(struct api_req *req, json_t *current, bool required);
 
+/* Fills who (the caller's token), from where (remote, a buffer of len)
+ * and when, for an audit row the orchestrator completes. */
+void api_audit_template(struct api_req *req, struct db_audit *a, char *remote,
+                        size_t len);
 /* Appends an audit row for the caller's action; details stolen. */
 int api_audit(struct api_req *req, const char *action, const char *target,
               json_t *details);
@@ -266,6 +270,14 @@ int api_query_limit(struct api_req *req, int def, int max, int *out);
 json_t *api_time(int64_t unix_ms);
 
 /* Route handlers. */
+void api_list_rollouts(struct api_req *req);
+void api_create_rollout(struct api_req *req);
+void api_dry_run_rollout(struct api_req *req);
+void api_get_rollout(struct api_req *req);
+void api_get_rollout_cohorts(struct api_req *req);
+void api_list_rollout_jobs(struct api_req *req);
+void api_get_rollout_timeline(struct api_req *req);
+void api_rollout_action(struct api_req *req);
 void api_get_health(struct api_req *req);
 void api_list_devices(struct api_req *req);
 void api_get_device(struct api_req *req);

@@ -140,23 +140,29 @@ void api_remote(struct api_req *req, char *buf, size_t len)
     snprintf(buf, len, "unknown");
 }
 
+void api_audit_template(struct api_req *req, struct db_audit *a, char *remote,
+                        size_t len)
+{
+  api_remote(req, remote, len);
+  memset(a, 0, sizeof(*a));
+  a->at = loop_wall(req->api->loop);
+  a->token_id = req->caller.token_id;
+  a->token_name = req->caller.token_id ? req->caller.name : NULL;
+  a->remote = remote;
+}
+
 int api_audit(struct api_req *req, const char *action, const char *target,
               json_t *details)
 {
   char remote[64];
   char *text = details ? json_dumps(details, JSON_COMPACT) : NULL;
-  struct db_audit a = {
-      .at = loop_wall(req->api->loop),
-      .token_id = req->caller.token_id,
-      .token_name = req->caller.token_id ? req->caller.name : NULL,
-      .action = action,
-      .target = target,
-      .remote = remote,
-      .details = text,
-  };
+  struct db_audit a;
   int rc;
 
-  api_remote(req, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
+  a.action = action;
+  a.target = target;
+  a.details = text;
   json_decref(details);
   rc = db_audit_add(req->api->db, &a);
   free(text);

@@ -134,18 +134,6 @@ static json_t *job_json(struct api *api, int64_t id, bool events)
   return jc.job;
 }
 
-/* The audit row template of an operator's action. */
-static void audit_of(struct api_req *req, struct db_audit *a, char *remote,
-                     size_t len)
-{
-  api_remote(req, remote, len);
-  memset(a, 0, sizeof(*a));
-  a->at = loop_wall(req->api->loop);
-  a->token_id = req->caller.token_id;
-  a->token_name = req->caller.token_id ? req->caller.name : NULL;
-  a->remote = remote;
-}
-
 static int package_id(const json_t *v, int64_t *out)
 {
   if (!json_is_integer(v) || json_integer_value(v) < 1)
@@ -236,7 +224,7 @@ void api_create_update(struct api_req *req)
     }
     n = json_array_size(v);
   }
-  audit_of(req, &a, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
   rc = orch_job_create(api->orch, req->params[0], ids, n, force, &a, &job_id,
                        err, sizeof(err));
   switch (rc) {
@@ -363,7 +351,7 @@ void api_cancel_job(struct api_req *req)
     api_reply_error(req, 503, "unavailable", "update jobs are not running");
     return;
   }
-  audit_of(req, &a, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
   rc = orch_job_cancel(api->orch, id, &a, err, sizeof(err));
   if (rc == -ENOENT) {
     api_reply_error(req, 404, "not_found", "%s", err);

@@ -70,18 +70,6 @@ static bool repo_ready(struct api_req *req)
   return false;
 }
 
-/* The audit row template for the repository: who, from where, when. */
-static void audit_from(struct api_req *req, struct db_audit *a, char *remote,
-                       size_t len)
-{
-  api_remote(req, remote, len);
-  memset(a, 0, sizeof(*a));
-  a->at = loop_wall(req->api->loop);
-  a->token_id = req->caller.token_id;
-  a->token_name = req->caller.token_id ? req->caller.name : NULL;
-  a->remote = remote;
-}
-
 /* The JSON of a package, as GET shows it (new reference, or NULL). */
 static json_t *package_json(struct api *api, const struct db_package *p)
 {
@@ -254,7 +242,7 @@ static void upload_end(struct api_req *req)
     reply_failure(req, u);
     return;
   }
-  audit_from(req, &a, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
   p.component = u->component;
   p.version = u->version;
   p.filename = u->filename[0] ? u->filename : NULL;
@@ -547,7 +535,7 @@ void api_patch_package(struct api_req *req)
   cur = load_package(req, &id);
   if (!cur || api_check_if_match(req, cur, false) < 0)
     goto out;
-  audit_from(req, &a, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
   rc = orch_pkg_set_forced(req->api->orch, id, json_is_true(force), &a);
   if (rc == -ENOENT) {
     api_reply_error(req, 404, "not_found", "no package %lld", (long long)id);
@@ -585,7 +573,7 @@ void api_delete_package(struct api_req *req)
     return;
   if (api_check_if_match(req, cur, false) < 0)
     goto out;
-  audit_from(req, &a, remote, sizeof(remote));
+  api_audit_template(req, &a, remote, sizeof(remote));
   rc = orch_pkg_delete(req->api->orch, id, &a, err, sizeof(err));
   if (rc == -ENOENT)
     api_reply_error(req, 404, "not_found", "%s", err);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_TAG "fotad"
@@ -174,6 +175,47 @@ static int write_portfile(struct daemon *d)
     log_err("cannot write the port file %s: %s", d->portfile, strerror(-rc));
   free(text);
   return rc;
+}
+
+/*
+ * FOTAD_TEST_CLOCK_FILE names a file holding a number of seconds added to
+ * the wall clock (not to the monotonic one), read again when it changes,
+ * at most every 200 ms. It lets tests move fotad's calendar, for
+ * schedules and maintenance windows; fotad says so at start.
+ */
+struct test_clock {
+  const char *path;
+  int64_t offset_ms, checked;
+  struct timespec mtime;
+};
+
+static void test_clock(void *arg, int64_t *mono, int64_t *wall)
+{
+  struct test_clock *tc = arg;
+  struct timespec ts;
+  struct stat sb;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  *mono = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (*mono - tc->checked >= 200 || tc->checked == 0) {
+    tc->checked = *mono;
+    if (stat(tc->path, &sb) == 0 &&
+        (sb.st_mtim.tv_sec != tc->mtime.tv_sec ||
+         sb.st_mtim.tv_nsec != tc->mtime.tv_nsec)) {
+      FILE *f = fopen(tc->path, "r");
+      long long off;
+
+      tc->mtime = sb.st_mtim;
+      if (f && fscanf(f, "%lld", &off) == 1) {
+        tc->offset_ms = (int64_t)off * 1000;
+        log_notice("test clock: wall clock moved by %llds", off);
+      }
+      if (f)
+        fclose(f);
+    }
+  }
+  clock_gettime(CLOCK_REALTIME, &ts);
+  *wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + tc->offset_ms;
 }
 
 static void apply_log_level(struct daemon *d)
@@ -374,6 +416,14 @@ static int run(struct daemon *d)
   if (!d->loop)
     goto out;
   loop_set_wait_sigmask(d->loop, &wait_mask);
+  if (getenv("FOTAD_TEST_CLOCK_FILE")) {
+    static struct test_clock tc;
+
+    tc.path = getenv("FOTAD_TEST_CLOCK_FILE");
+    log_warn("FOTAD_TEST_CLOCK_FILE is set: the wall clock follows %s",
+             tc.path);
+    loop_set_clock(d->loop, test_clock, &tc);
+  }
   d->srv = srv_new(d->loop, d->db, &scfg, err, sizeof(err));
   if (!d->srv) {
     log_err("%s", err);

@@ -171,10 +171,9 @@ int db_rollouts_live(struct db *db, db_rollout_cb *cb, void *arg)
   sqlite3_stmt *st = NULL;
   int rc, count = 0;
 
-  rc = db_stmt_get(db,
-                   ROLLOUT_COLUMNS
-                   "WHERE state IN ('running', 'paused') ORDER BY id",
-                   &st);
+  rc = db_stmt_get(
+      db, ROLLOUT_COLUMNS "WHERE state IN ('running', 'paused') ORDER BY id",
+      &st);
   if (rc == 0)
     rc = rollout_rows(db, st, cb, arg, &count);
   db_stmt_done(st);
@@ -333,9 +332,8 @@ int db_member_get(struct db *db, int64_t rollout_id, int64_t device_id,
   sqlite3_stmt *st = NULL;
   int rc, count = 0;
 
-  rc = db_stmt_get(db,
-                   MEMBER_COLUMNS "WHERE m.rollout_id = ?1 AND m.device_id = ?2",
-                   &st);
+  rc = db_stmt_get(
+      db, MEMBER_COLUMNS "WHERE m.rollout_id = ?1 AND m.device_id = ?2", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, rollout_id);
@@ -357,11 +355,11 @@ int db_members_next(struct db *db, int64_t rollout_id, int64_t max_stage,
   /* Retries that are due first, then pending devices in cohort order. */
   rc = db_stmt_get(
       db,
-      "SELECT * FROM ("
-      MEMBER_COLUMNS "WHERE m.rollout_id = ?1 AND m.state = 'retry' "
+      "SELECT * FROM (" MEMBER_COLUMNS
+      "WHERE m.rollout_id = ?1 AND m.state = 'retry' "
       "AND m.stage <= ?2 AND m.next_at <= ?3 ORDER BY m.next_at LIMIT ?4) "
-      "UNION ALL SELECT * FROM ("
-      MEMBER_COLUMNS "WHERE m.rollout_id = ?1 AND m.state = 'pending' "
+      "UNION ALL SELECT * FROM (" MEMBER_COLUMNS
+      "WHERE m.rollout_id = ?1 AND m.state = 'pending' "
       "AND m.stage <= ?2 ORDER BY m.stage, m.rank LIMIT ?4)",
       &st);
   if (rc < 0)
@@ -420,8 +418,8 @@ out:
   return rc;
 }
 
-int db_member_counts(struct db *db, int64_t rollout_id,
-                     db_member_count_cb *cb, void *arg)
+int db_member_counts(struct db *db, int64_t rollout_id, db_member_count_cb *cb,
+                     void *arg)
 {
   sqlite3_stmt *st = NULL;
   int rc, src;

@@ -30,8 +30,14 @@ enum gate_class {
 #define GATE_CLASS_COUNT (GATE_OTHER + 1)
 extern const char *const rollout_gate_class_names[GATE_CLASS_COUNT];
 
-enum filter_op { FILTER_LT, FILTER_LE, FILTER_EQ, FILTER_NE, FILTER_GE,
-                 FILTER_GT };
+enum filter_op {
+  FILTER_LT,
+  FILTER_LE,
+  FILTER_EQ,
+  FILTER_NE,
+  FILTER_GE,
+  FILTER_GT
+};
 
 /* "application < 3.0" */
 struct rollout_filter {

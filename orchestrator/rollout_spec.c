@@ -196,8 +196,10 @@ static int only_keys(struct perr *e, const char *where, json_t *obj,
     for (i = 0; allowed[i]; i++)
       if (strcmp(allowed[i], key) == 0)
         break;
+    if (!allowed[i] && strcmp(where, "rollout") == 0)
+      return fail(e, "%s: unknown field", key);
     if (!allowed[i])
-      return fail(e, "%s: unknown field '%s'", where, key);
+      return fail(e, "%s.%s: unknown field", where, key);
   }
   return 0;
 }
@@ -219,8 +221,9 @@ static int get_duration(struct perr *e, json_t *obj, const char *key,
   if (json_is_string(v) &&
       parse_duration(json_string_value(v), min, max, out) == 0)
     return 0;
-  return fail(e, "%s.%s: expected a duration from %llds to %llds (\"30s\", "
-                 "\"10m\", \"2h\" or seconds)",
+  return fail(e,
+              "%s.%s: expected a duration from %llds to %llds (\"30s\", "
+              "\"10m\", \"2h\" or seconds)",
               where, key, (long long)min, (long long)max);
 }
 
@@ -320,8 +323,8 @@ static int parse_hhmm(const char *s, int *out)
   int h, m;
   char tail;
 
-  if (sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 ||
-      m < 0 || m > 59 || strlen(s) != 5)
+  if (sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 ||
+      m > 59 || strlen(s) != 5)
     return -EINVAL;
   *out = h * 60 + m;
   return 0;
@@ -355,8 +358,9 @@ static int parse_window(struct perr *e, json_t *w, size_t ix,
   out->duration_min = (int)(dur / 60);
   snprintf(out->tz, sizeof(out->tz), "UTC");
   if (tz && (!json_is_string(tz) || !tz_valid(json_string_value(tz))))
-    return fail(e, "%s.time_zone: expected \"UTC\" or a zone such as "
-                   "\"Europe/Berlin\" known to the system",
+    return fail(e,
+                "%s.time_zone: expected \"UTC\" or a zone such as "
+                "\"Europe/Berlin\" known to the system",
                 where);
   if (tz)
     snprintf(out->tz, sizeof(out->tz), "%s", json_string_value(tz));
@@ -371,8 +375,9 @@ static int parse_window(struct perr *e, json_t *w, size_t ix,
       if (json_is_string(d) && strcmp(json_string_value(d), day_names[k]) == 0)
         break;
     if (k == 7)
-      return fail(e, "%s.days[%zu]: expected one of mon, tue, wed, thu, fri, "
-                     "sat, sun",
+      return fail(e,
+                  "%s.days[%zu]: expected one of mon, tue, wed, thu, fri, "
+                  "sat, sun",
                   where, i);
     out->days |= 1u << k;
   }
@@ -395,8 +400,9 @@ static int parse_filter(struct perr *e, const char *s, size_t ix,
 
   if (sscanf(s, " %79[A-Za-z0-9._+~-] %3[<>=!] %79[A-Za-z0-9._+~-] ", comp, op,
              ver) != 3)
-    return fail(e, "targets.filter[%zu]: expected \"COMPONENT OP VERSION\" "
-                   "such as \"application < 3.0\" (OP: < <= = != >= >)",
+    return fail(e,
+                "targets.filter[%zu]: expected \"COMPONENT OP VERSION\" "
+                "such as \"application < 3.0\" (OP: < <= = != >= >)",
                 ix);
   for (k = 0; k < ARRAY_SIZE(op_names); k++)
     if (strcmp(op, op_names[k]) == 0 || (k == FILTER_EQ && !strcmp(op, "==")))
@@ -404,8 +410,7 @@ static int parse_filter(struct perr *e, const char *s, size_t ix,
   if (k == ARRAY_SIZE(op_names))
     return fail(e, "targets.filter[%zu]: unknown operator '%s'", ix, op);
   if (strlen(comp) > 64 || strlen(ver) > 64)
-    return fail(e, "targets.filter[%zu]: names are at most 64 characters",
-                ix);
+    return fail(e, "targets.filter[%zu]: names are at most 64 characters", ix);
   f->op = (enum filter_op)k;
   snprintf(f->component, sizeof(f->component), "%s", comp);
   snprintf(f->version, sizeof(f->version), "%s", ver);
@@ -470,8 +475,9 @@ static int parse_targets(struct perr *e, json_t *t, struct rollout_spec *sp,
         parse_filter(e, json_string_value(x), i, &sp->filters[sp->nfilters]) <
             0) {
       json_decref(f);
-      return fail(e, "targets.filter: at most %d conditions like "
-                     "\"application < 3.0\"",
+      return fail(e,
+                  "targets.filter: at most %d conditions like "
+                  "\"application < 3.0\"",
                   ROLLOUT_FILTERS_MAX);
     }
     json_array_append_new(
@@ -499,8 +505,9 @@ static int parse_stages(struct perr *e, json_t *st, struct rollout_spec *sp,
   }
   if (!json_is_array(st) || json_array_size(st) == 0 ||
       json_array_size(st) > ROLLOUT_STAGES_MAX)
-    return fail(e, "stages: expected 1 to %d stages (\"10%%\" or a device "
-                   "count)",
+    return fail(e,
+                "stages: expected 1 to %d stages (\"10%%\" or a device "
+                "count)",
                 ROLLOUT_STAGES_MAX);
   json_array_foreach(st, i, v)
   {
@@ -517,15 +524,17 @@ static int parse_stages(struct perr *e, json_t *st, struct rollout_spec *sp,
 
       if (end == json_string_value(v) || strcmp(end, "%") != 0 || p <= 0 ||
           p > 100)
-        return fail(e, "stages[%zu]: expected a percentage such as \"10%%\" "
-                       "(0 < p <= 100) or a device count",
+        return fail(e,
+                    "stages[%zu]: expected a percentage such as \"10%%\" "
+                    "(0 < p <= 100) or a device count",
                     i);
       s->percent = true;
       s->value = p;
       json_array_append_new(ns, json_sprintf("%g%%", p));
     } else {
-      return fail(e, "stages[%zu]: expected a percentage such as \"10%%\" or "
-                     "a device count",
+      return fail(e,
+                  "stages[%zu]: expected a percentage such as \"10%%\" or "
+                  "a device count",
                   i);
     }
     if (i > 0 && s->percent == sp->stages[i - 1].percent &&
@@ -540,7 +549,7 @@ static int parse_gates(struct perr *e, json_t *g, struct rollout_spec *sp,
                        json_t *norm)
 {
   static const char *const keys[] = {
-      "success_ratio", "soak",     "failure_count",   "failure_ratio",
+      "success_ratio", "soak",       "failure_count",   "failure_ratio",
       "min_sample",    "on_failure", "failure_classes", NULL};
   json_t *fc = g ? json_object_get(g, "failure_classes") : NULL;
   json_t *on = g ? json_object_get(g, "on_failure") : NULL;
@@ -554,17 +563,17 @@ static int parse_gates(struct perr *e, json_t *g, struct rollout_spec *sp,
       (only_keys(e, "gates", g, keys) < 0 ||
        get_ratio(e, g, "success_ratio", "gates", &sp->success_ratio) < 0 ||
        get_duration(e, g, "soak", "gates", 0, 30 * 86400, &sp->soak_s) < 0 ||
-       get_int(e, g, "failure_count", "gates", 0, 100000000,
-               &sp->fail_count) < 0 ||
+       get_int(e, g, "failure_count", "gates", 0, 100000000, &sp->fail_count) <
+           0 ||
        get_ratio(e, g, "failure_ratio", "gates", &sp->fail_ratio) < 0 ||
        get_int(e, g, "min_sample", "gates", 1, 100000000, &sp->min_sample) <
            0)) {
     json_decref(ncls);
     return -EINVAL;
   }
-  if (on && !(json_is_string(on) &&
-              (strcmp(json_string_value(on), "pause") == 0 ||
-               strcmp(json_string_value(on), "abort") == 0))) {
+  if (on &&
+      !(json_is_string(on) && (strcmp(json_string_value(on), "pause") == 0 ||
+                               strcmp(json_string_value(on), "abort") == 0))) {
     json_decref(ncls);
     return fail(e, "gates.on_failure: expected \"pause\" or \"abort\"");
   }
@@ -585,9 +594,10 @@ static int parse_gates(struct perr *e, json_t *g, struct rollout_spec *sp,
           break;
       if (k == GATE_CLASS_COUNT) {
         json_decref(ncls);
-        return fail(e, "gates.failure_classes[%zu]: expected one of "
-                       "download, integrity, install, timeout, rollback, "
-                       "other",
+        return fail(e,
+                    "gates.failure_classes[%zu]: expected one of "
+                    "download, integrity, install, timeout, rollback, "
+                    "other",
                     i);
       }
       sp->fail_classes |= 1u << k;
@@ -688,8 +698,9 @@ static int parse_retries(struct perr *e, json_t *r, struct rollout_spec *sp,
       if (k == ARRAY_SIZE(failure_classes))
         return fail(e, "retries.on[%zu]: unknown failure class", i);
       if (never_retried(failure_classes[k].name))
-        return fail(e, "retries.on[%zu]: %s failures are never retried: the "
-                       "same package would fail the same way",
+        return fail(e,
+                    "retries.on[%zu]: %s failures are never retried: the "
+                    "same package would fail the same way",
                     i, failure_classes[k].name);
       sp->retry_on[sp->nretry_on++] = failure_classes[k].name;
     }
@@ -699,11 +710,11 @@ static int parse_retries(struct perr *e, json_t *r, struct rollout_spec *sp,
   }
   for (i = 0; i < sp->nretry_on; i++)
     json_array_append_new(non, json_string(sp->retry_on[i]));
-  json_object_update_new(
-      json_object_get(norm, "retries"),
-      json_pack("{s:I, s:I, s:I}", "max", (json_int_t)sp->retry_max,
-                "backoff", (json_int_t)sp->backoff_s, "backoff_max",
-                (json_int_t)sp->backoff_max_s));
+  json_object_update_new(json_object_get(norm, "retries"),
+                         json_pack("{s:I, s:I, s:I}", "max",
+                                   (json_int_t)sp->retry_max, "backoff",
+                                   (json_int_t)sp->backoff_s, "backoff_max",
+                                   (json_int_t)sp->backoff_max_s));
   return 0;
 }
 
@@ -744,30 +755,27 @@ static int parse_rest(struct perr *e, json_t *in, struct rollout_spec *sp,
        get_int(e, ver, "max_reboots", "verification", 0, 100,
                &sp->limits.max_reboots) < 0))
     return -EINVAL;
-  json_object_set_new(norm, "pace",
-                      json_pack("{s:I, s:I}", "max_concurrent",
-                                (json_int_t)sp->max_concurrent,
-                                "max_starts_per_minute",
-                                (json_int_t)sp->max_per_minute));
   json_object_set_new(
-      norm, "timeouts",
-      json_pack("{s:o, s:o, s:o}", "download",
-                sp->limits.download_timeout
-                    ? json_integer(sp->limits.download_timeout)
-                    : json_null(),
-                "update",
-                sp->limits.update_timeout
-                    ? json_integer(sp->limits.update_timeout)
-                    : json_null(),
-                "reboot",
-                sp->limits.reboot_timeout
-                    ? json_integer(sp->limits.reboot_timeout)
-                    : json_null()));
-  json_object_set_new(norm, "verification",
-                      json_pack("{s:I, s:I}", "window",
-                                (json_int_t)sp->limits.verify_window,
-                                "max_reboots",
-                                (json_int_t)sp->limits.max_reboots));
+      norm, "pace",
+      json_pack("{s:I, s:I}", "max_concurrent", (json_int_t)sp->max_concurrent,
+                "max_starts_per_minute", (json_int_t)sp->max_per_minute));
+  json_object_set_new(norm, "timeouts",
+                      json_pack("{s:o, s:o, s:o}", "download",
+                                sp->limits.download_timeout
+                                    ? json_integer(sp->limits.download_timeout)
+                                    : json_null(),
+                                "update",
+                                sp->limits.update_timeout
+                                    ? json_integer(sp->limits.update_timeout)
+                                    : json_null(),
+                                "reboot",
+                                sp->limits.reboot_timeout
+                                    ? json_integer(sp->limits.reboot_timeout)
+                                    : json_null()));
+  json_object_set_new(
+      norm, "verification",
+      json_pack("{s:I, s:I}", "window", (json_int_t)sp->limits.verify_window,
+                "max_reboots", (json_int_t)sp->limits.max_reboots));
   return 0;
 }
 
@@ -775,9 +783,9 @@ int rollout_spec_parse(json_t *in, struct rollout_spec *sp, char *err,
                        size_t errlen)
 {
   static const char *const keys[] = {
-      "name",     "packages", "targets", "stages",   "canaries",
-      "dynamic",  "force",    "gates",   "pace",     "schedule",
-      "timeouts", "retries",  "verification", "seed", NULL};
+      "name",     "packages", "targets",      "stages", "canaries",
+      "dynamic",  "force",    "gates",        "pace",   "schedule",
+      "timeouts", "retries",  "verification", "seed",   NULL};
   struct perr e = {.buf = err, .len = errlen};
   json_t *name, *pk, *v, *seed;
   json_t *norm = json_object();
@@ -874,8 +882,7 @@ uint64_t rollout_rank(int64_t seed, const char *endpoint)
   uint64_t r = 0;
   int n = snprintf(buf, sizeof(buf), "%lld:%s", (long long)seed, endpoint);
 
-  crypto_sha256(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1,
-                h);
+  crypto_sha256(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, h);
   for (int i = 0; i < 7; i++)
     r = r << 8 | h[i];
   return r; /* 56 bits: fits a signed SQLite integer */

@@ -33,14 +33,28 @@
 /* A dynamic rollout looks for new devices this often (ms). */
 #define SCAN_MS 10000
 
-enum rstate { RS_CREATED, RS_RUNNING, RS_PAUSED, RS_COMPLETED, RS_ABORTED,
-              RS_EXPIRED };
+enum rstate {
+  RS_CREATED,
+  RS_RUNNING,
+  RS_PAUSED,
+  RS_COMPLETED,
+  RS_ABORTED,
+  RS_EXPIRED
+};
 #define RS_COUNT (RS_EXPIRED + 1)
 static const char *const rstate_names[RS_COUNT] = {
     "created", "running", "paused", "completed", "aborted", "expired"};
 
-enum mstate { MS_PENDING, MS_WAITING, MS_ACTIVE, MS_RETRY, MS_SUCCEEDED,
-              MS_FAILED, MS_SKIPPED, MS_CANCELLED };
+enum mstate {
+  MS_PENDING,
+  MS_WAITING,
+  MS_ACTIVE,
+  MS_RETRY,
+  MS_SUCCEEDED,
+  MS_FAILED,
+  MS_SKIPPED,
+  MS_CANCELLED
+};
 #define MS_COUNT (MS_CANCELLED + 1)
 static const char *const mstate_names[MS_COUNT] = {
     "pending",   "waiting", "active",  "retry",
@@ -57,12 +71,12 @@ struct rollout {
   int64_t stage, stage_started_at, stage_done_at;
   int64_t gate_failures, gate_finished, gate_passed_stage;
   struct loop_timer tick;
-  int64_t last_tick;     /* loop time */
-  int64_t next_scan;     /* loop time of the next dynamic scan */
-  double tokens;         /* job starts allowed now (max_starts_per_minute) */
-  int64_t tokens_at;     /* loop time they were counted */
-  int64_t waiting;       /* members waiting for their device, last count */
-  json_t *events;        /* timeline events for the next commit */
+  int64_t last_tick; /* loop time */
+  int64_t next_scan; /* loop time of the next dynamic scan */
+  double tokens;     /* job starts allowed now (max_starts_per_minute) */
+  int64_t tokens_at; /* loop time they were counted */
+  int64_t waiting;   /* members waiting for their device, last count */
+  json_t *events;    /* timeline events for the next commit */
 };
 
 struct orch_rollouts {
@@ -345,8 +359,9 @@ static int load_pkgs(struct orch *orch, const struct rollout_spec *sp,
     }
     for (size_t k = 0; k < i; k++)
       if (strcmp(pk[k].component, pk[i].component) == 0) {
-        snprintf(err, errlen, "packages %lld and %lld are both for component "
-                              "'%s'",
+        snprintf(err, errlen,
+                 "packages %lld and %lld are both for component "
+                 "'%s'",
                  (long long)pk[k].id, (long long)pk[i].id, pk[i].component);
         return -EINVAL;
       }
@@ -386,8 +401,7 @@ struct plan {
 
 /* The component a package (or a filter) names on a device: the 33629
  * instance of that Component Name, else /5/0 (as jobs.c matches). */
-static const struct dev_comp *find_comp(const struct plan *p,
-                                        const char *name)
+static const struct dev_comp *find_comp(const struct plan *p, const char *name)
 {
   const struct dev_comp *fw = NULL;
 
@@ -542,7 +556,8 @@ static int plan_build(struct orch *orch, const struct rollout_spec *sp,
   free(tags);
   if (rc < 0)
     return rc;
-  qsort(p->m, p->n, sizeof(*p->m), plan_cmp);
+  if (p->n > 1)
+    qsort(p->m, p->n, sizeof(*p->m), plan_cmp);
   rollout_stage_sizes(sp, p->eligible, p->canaries, p->sizes);
   for (size_t i = 0, s = 0; i < p->n; i++) {
     if (p->m[i].skip) {
@@ -569,25 +584,23 @@ static json_t *plan_json(const struct plan *p, const struct rollout_spec *sp)
       if (!p->m[i].skip && p->m[i].stage == (int64_t)s)
         json_array_append_new(devs, json_string(p->m[i].ep));
     json_array_append_new(
-        stages, json_pack("{s:I, s:O, s:I, s:I, s:o}", "stage",
-                          (json_int_t)s + 1, "of",
-                          json_array_get(json_object_get(sp->norm, "stages"),
-                                         s),
-                          "cumulative", (json_int_t)p->sizes[s], "size",
-                          (json_int_t)(p->sizes[s] - prev), "devices", devs));
+        stages,
+        json_pack("{s:I, s:O, s:I, s:I, s:o}", "stage", (json_int_t)s + 1,
+                  "of", json_array_get(json_object_get(sp->norm, "stages"), s),
+                  "cumulative", (json_int_t)p->sizes[s], "size",
+                  (json_int_t)(p->sizes[s] - prev), "devices", devs));
     prev = p->sizes[s];
   }
   for (size_t i = 0; i < p->n; i++) {
     if (!p->m[i].skip)
       continue;
-    json_array_append_new(skipped, json_pack("{s:s, s:s}", "endpoint",
-                                             p->m[i].ep, "reason",
-                                             p->m[i].skip));
+    json_array_append_new(skipped,
+                          json_pack("{s:s, s:s}", "endpoint", p->m[i].ep,
+                                    "reason", p->m[i].skip));
     json_object_set_new(
         by_reason, p->m[i].skip,
-        json_integer(json_integer_value(json_object_get(by_reason,
-                                                        p->m[i].skip)) +
-                     1));
+        json_integer(
+            json_integer_value(json_object_get(by_reason, p->m[i].skip)) + 1));
   }
   return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o}", "seed",
                    (json_int_t)sp->seed, "members", (json_int_t)p->eligible,
@@ -679,8 +692,8 @@ static int member_started(void *arg, int64_t job_id)
 {
   struct start_ctx *sc = arg;
 
-  return member_set(sc->orch, sc->m, MS_ACTIVE, sc->m->attempts + 1, job_id,
-                    0, NULL, NULL);
+  return member_set(sc->orch, sc->m, MS_ACTIVE, sc->m->attempts + 1, job_id, 0,
+                    NULL, NULL);
 }
 
 struct comp_list {
@@ -823,8 +836,8 @@ static size_t start_jobs(struct rollout *r, size_t n)
     return 0;
   }
   nc = xcalloc(1, sizeof(*nc));
-  if (db_members_next(orch->db, r->id, r->stage, loop_wall(orch->loop),
-                      (int)n, got_next, nc) == 0) {
+  if (db_members_next(orch->db, r->id, r->stage, loop_wall(orch->loop), (int)n,
+                      got_next, nc) == 0) {
     /* One unit for the batch: one commit, not one per device. */
     db_action_begin(orch->db);
     for (size_t i = 0; i < nc->n && started < n; i++)
@@ -978,9 +991,9 @@ static void tick(struct rollout *r)
 
     if (r->stage_done_at == 0) {
       r->stage_done_at = now;
-      add_event(r, json_pack("{s:s, s:I, s:f}", "event", "stage_done",
-                             "stage", (json_int_t)r->stage + 1,
-                             "success_ratio", ratio));
+      add_event(r,
+                json_pack("{s:s, s:I, s:f}", "event", "stage_done", "stage",
+                          (json_int_t)r->stage + 1, "success_ratio", ratio));
       log_info("rollout %lld: stage %lld done (success ratio %.3f)",
                (long long)r->id, (long long)r->stage + 1, ratio);
       rollout_commit(r);
@@ -1024,16 +1037,15 @@ static void tick(struct rollout *r)
               ? (size_t)(sp->max_concurrent - c.total[MS_ACTIVE])
               : 0;
   if (sp->max_per_minute > 0) {
-    r->tokens += (double)(mono - r->tokens_at) * (double)sp->max_per_minute /
-                 60000.0;
+    r->tokens +=
+        (double)(mono - r->tokens_at) * (double)sp->max_per_minute / 60000.0;
     if (r->tokens > (double)sp->max_per_minute)
       r->tokens = (double)sp->max_per_minute;
     r->tokens_at = mono;
     if ((double)slots > r->tokens)
       slots = (size_t)r->tokens;
   }
-  if (slots > 0 &&
-      c.total[MS_PENDING] + c.total[MS_RETRY] > 0) {
+  if (slots > 0 && c.total[MS_PENDING] + c.total[MS_RETRY] > 0) {
     size_t n = start_jobs(r, slots);
 
     r->tokens -= (double)n;
@@ -1104,8 +1116,7 @@ static void on_job_done(void *arg, const struct orch_job_outcome *o)
   char why[200];
 
   if (o->rollout_id <= 0 ||
-      db_member_get(orch->db, o->rollout_id, o->device_id, got_member, &m) <
-          0)
+      db_member_get(orch->db, o->rollout_id, o->device_id, got_member, &m) < 0)
     return;
   if (m.job_id != o->job_id)
     goto out;
@@ -1375,8 +1386,8 @@ int orch_rollout_create(struct orch *orch, json_t *body,
     free(data);
   }
   if (rc == 0)
-    rc = audit_add(orch, audit, "rollout.create", row.id,
-                   json_incref(sp.norm));
+    rc =
+        audit_add(orch, audit, "rollout.create", row.id, json_incref(sp.norm));
   if (rc == 0)
     rc = db_action_end(orch->db, true);
   if (rc < 0) {
@@ -1444,12 +1455,11 @@ static int start(struct orch *orch, const struct db_rollout *row,
       rc = plan_store(orch, r->id, &p, true);
     if (rc == 0)
       rc = audit_add(orch, audit, "rollout.start", r->id,
-                     json_pack("{s:I, s:I}", "members",
-                               (json_int_t)p.eligible, "skipped",
-                               (json_int_t)(p.n - p.eligible)));
+                     json_pack("{s:I, s:I}", "members", (json_int_t)p.eligible,
+                               "skipped", (json_int_t)(p.n - p.eligible)));
     if (rc == 0) {
-      add_event(r, json_pack("{s:s, s:I, s:I}", "event", "members",
-                             "members", (json_int_t)p.eligible, "skipped",
+      add_event(r, json_pack("{s:s, s:I, s:I}", "event", "members", "members",
+                             (json_int_t)p.eligible, "skipped",
                              (json_int_t)(p.n - p.eligible)));
       rc = set_state(r, RS_RUNNING, NULL);
     }
@@ -1544,8 +1554,9 @@ int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
       rc = db_action_end(orch->db, true);
     }
   } else {
-    snprintf(err, errlen, "unknown action '%s': expected start, pause, "
-                          "resume or abort",
+    snprintf(err, errlen,
+             "unknown action '%s': expected start, pause, "
+             "resume or abort",
              action);
     rc = -EINVAL;
   }
@@ -1600,15 +1611,14 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
   for (int s = 0; s < MS_COUNT; s++)
     if (s != MS_SKIPPED)
       members += c.total[s];
-  o = json_pack("{s:I, s:s?, s:s, s:s?, s:o, s:o, s:o, s:o, s:I, s:o}", "id",
-                (json_int_t)row->id, "name", row->name, "state", row->state,
-                "reason", row->reason, "created_at",
-                time_json(row->created_at), "updated_at",
-                time_json(row->updated_at), "started_at",
-                time_json(row->started_at), "finished_at",
-                time_json(row->finished_at), "members", (json_int_t)members,
-                "current_stage",
-                started ? json_integer(row->stage + 1) : json_null());
+  o = json_pack(
+      "{s:I, s:s?, s:s, s:s?, s:o, s:o, s:o, s:o, s:I, s:o}", "id",
+      (json_int_t)row->id, "name", row->name, "state", row->state, "reason",
+      row->reason, "created_at", time_json(row->created_at), "updated_at",
+      time_json(row->updated_at), "started_at", time_json(row->started_at),
+      "finished_at", time_json(row->finished_at), "members",
+      (json_int_t)members, "current_stage",
+      started ? json_integer(row->stage + 1) : json_null());
   json_object_set_new(o, "stage_count", json_integer((json_int_t)sp.nstages));
   json_object_set_new(o, "totals", state_counts(c.total, true));
   by = json_object();
@@ -1630,8 +1640,7 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
             "success", "required", sp.success_ratio, "current",
             success_ratio(&c, row->stage), "passed_by_operator",
             row->gate_passed_stage >= row->stage && started, "failure",
-            "failed", (json_int_t)failed, "finished", (json_int_t)fin,
-            "ratio",
+            "failed", (json_int_t)failed, "finished", (json_int_t)fin, "ratio",
             fin > 0 ? json_real((double)failed / (double)fin) : json_null(),
             "limit_count", (json_int_t)sp.fail_count, "limit_ratio",
             sp.fail_ratio, "min_sample", (json_int_t)sp.min_sample,
@@ -1643,8 +1652,9 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
       o, "schedule",
       json_pack("{s:b, s:b, s:b}", "window_open",
                 rollout_window_open(&sp, now), "before_start",
-                sp.start_at > 0 && now < sp.start_at, "after_end",
-                sp.end_at > 0 && now >= sp.end_at));
+                sp.start_at > 0 &&
+                    now<sp.start_at, "after_end", sp.end_at> 0 &&
+                    now >= sp.end_at));
   if (full) {
     stages = json_array();
     for (size_t s = 0; s < sp.nstages && s < ROLLOUT_STAGES_MAX; s++) {
@@ -1655,9 +1665,9 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
         if (k != MS_SKIPPED)
           n += c.st[s][k];
       json_object_set_new(st, "stage", json_integer((json_int_t)s + 1));
-      json_object_set_new(st, "of",
-                          json_incref(json_array_get(
-                              json_object_get(sp.norm, "stages"), s)));
+      json_object_set_new(
+          st, "of",
+          json_incref(json_array_get(json_object_get(sp.norm, "stages"), s)));
       json_object_set_new(st, "members", json_integer(n));
       json_object_set_new(
           st, "status",
@@ -1735,13 +1745,11 @@ int orch_rollout_cohorts(struct orch *orch, int64_t id, json_t **out,
 
     rc = rollout_spec_parse(spec, &sp, err, errlen);
     for (size_t s = 0; rc == 0 && s < sp.nstages; s++)
-      json_array_append_new(cc.stages,
-                            json_pack("{s:I, s:O, s:[]}", "stage",
-                                      (json_int_t)s + 1, "of",
-                                      json_array_get(json_object_get(
-                                                         sp.norm, "stages"),
-                                                     s),
-                                      "devices"));
+      json_array_append_new(
+          cc.stages,
+          json_pack("{s:I, s:O, s:[]}", "stage", (json_int_t)s + 1, "of",
+                    json_array_get(json_object_get(sp.norm, "stages"), s),
+                    "devices"));
     do {
       before = cc.n;
       if (rc == 0)
