@@ -218,6 +218,9 @@ static void rollouts(struct out *o, struct api *api)
   sc.name = "fotad_rollouts";
   family(o, "fotad_rollouts", "gauge", "Rollouts, by state.");
   db_rollouts_by_state(api->db, put_state, &sc);
+  scalar(o, "fotad_rollout_gate_trips_total", "counter",
+         "Times a health gate paused or aborted a rollout since start-up.",
+         api->orch ? (int64_t)orch_rollout_gate_trips(api->orch) : 0);
 }
 
 static void http(struct out *o, struct api *api)

@@ -58,7 +58,7 @@ settled() {
   [ "$(field "$1" '.totals.pending + .totals.active + .totals.retry')" = 0 ]
 }
 # jobs ID QUERY: the rollout's devices (one page of up to 1000).
-jobs() { get "/api/v1/rollouts/$1/jobs?limit=1000$2"; }
+jobs() { get "/api/v1/rollouts/$1/jobs?limit=1000${2:-}"; }
 # members_in ID STATE: how many devices of the rollout are in STATE.
 members_in() { jobs "$1" "&state=$2" | jq '.jobs | length'; }
 # version_count COMPONENT VERSION: devices running it, as component

@@ -66,6 +66,16 @@ bool dev_has_fault(const struct sim_dev *d, enum sim_fault f)
   return (d->faults & (UINT32_C(1) << f)) != 0;
 }
 
+bool dev_loses_download(struct sim_dev *d)
+{
+  if (dev_has_fault(d, FAULT_LOST_DOWNLOAD))
+    return true;
+  if (!dev_has_fault(d, FAULT_FLAKY_DOWNLOAD) || d->downloads_lost > 0)
+    return false;
+  d->downloads_lost++;
+  return true;
+}
+
 uint16_t dev_default_ct(const struct sim_dev *d)
 {
   if (d->sim->cfg->minor == 0)

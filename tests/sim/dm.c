@@ -419,7 +419,7 @@ static int push_begin(struct req *r, struct afu_inst *in, struct sim_block1 *b)
   b->package = true;
   b->afu_index = in->index;
   pkg_stream_init(&b->pkg, pkg_needs_sha256(NULL, &pol));
-  if (dev_has_fault(d, FAULT_LOST_DOWNLOAD))
+  if (dev_loses_download(d))
     b->lose_at = size1 > 0 ? (size_t)size1 / 2 : 4u * (16u << r->block1.szx);
   dev_afu_changed(d);
   return 0;

@@ -312,7 +312,7 @@ void dl_on_response(struct sim_dl *dl, const coap_pdu_t *rcv)
       return;
     }
   }
-  if (dl->pkg.len == 0 && dev_has_fault(d, FAULT_LOST_DOWNLOAD))
+  if (dl->pkg.len == 0 && dev_loses_download(d))
     dl->lose_at = dl->size2 ? dl->size2 / 2 : (size_t)2 * (16u << dl->szx);
   if (!coap_get_data(rcv, &len, &data))
     len = 0;
@@ -360,7 +360,7 @@ static size_t on_http_data(char *ptr, size_t size, size_t nmemb, void *arg)
   curl_easy_getinfo(dl->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200)
     return n; /* an error page: the status decides the result */
-  if (dl->pkg.len == 0 && dev_has_fault(d, FAULT_LOST_DOWNLOAD)) {
+  if (dl->pkg.len == 0 && dev_loses_download(d)) {
     curl_off_t cl = -1;
 
     curl_easy_getinfo(dl->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);

@@ -394,6 +394,7 @@ enum sim_fault {
   FAULT_NAT_REBIND,    /* new source port mid-update */
   FAULT_OFFLINE,       /* offline for longer than the lifetime */
   FAULT_DEFER,         /* the user postpones deferrable updates */
+  FAULT_FLAKY_DOWNLOAD, /* the first download is lost: Result 4 once */
   FAULT_COUNT
 };
 

@@ -257,6 +257,7 @@ struct sim_dev {
   bool offline_done, rebind_done;
   int life_phase; /* what life_timer does next (device.c) */
   unsigned crashes;
+  unsigned downloads_lost; /* by the flaky-download fault */
 
   /* Observe. */
   struct sim_obs *obs[SIM_MAX_OBS];
@@ -417,6 +418,9 @@ bool dev_shutdown(struct sim_dev *d);
 /* The content format of the device's payloads when none is asked for. */
 uint16_t dev_default_ct(const struct sim_dev *d);
 bool dev_has_fault(const struct sim_dev *d, enum sim_fault f);
+/* Does the download starting now lose its connection half-way
+ * (lost-download, or the first download under flaky-download)? */
+bool dev_loses_download(struct sim_dev *d);
 /* The AFU instance for a download slot. */
 struct afu_inst *dev_slot_inst(struct sim_dev *d, unsigned slot);
 unsigned dev_inst_slot(const struct afu_inst *in);

@@ -215,6 +215,9 @@ static const struct {
     [FAULT_LOST_DOWNLOAD] = {"lost-download", true,
                              "connection lost half-way through the download "
                              "(Result 4)"},
+    [FAULT_FLAKY_DOWNLOAD] = {"flaky-download", true,
+                              "the first download loses the connection "
+                              "half-way (Result 4); later ones succeed"},
     [FAULT_INTEGRITY] = {"integrity", true,
                          "the package fails its integrity check (Result 5)"},
     [FAULT_UNSUPPORTED] = {"unsupported", true,
