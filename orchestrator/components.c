@@ -552,6 +552,13 @@ static void on_updated(void *arg, const char *ep, int64_t device_id,
     start_read(orch, d, NULL, 0, false);
 }
 
+/* Reached after a restart without a word of its own: the same as its
+ * first Update since. */
+static void on_reached(void *arg, const char *ep, int64_t device_id)
+{
+  on_updated(arg, ep, device_id, NULL, 0);
+}
+
 static void on_deregistered(void *arg, const char *ep, const char *why)
 {
   struct orch *orch = arg;
@@ -609,6 +616,7 @@ static void on_notify(void *arg, const char *ep, const struct lwm2m_path *path,
 const struct srv_events orch_component_events = {
     .registered = on_registered,
     .updated = on_updated,
+    .reached = on_reached,
     .deregistered = on_deregistered,
     .notify = on_notify,
 };

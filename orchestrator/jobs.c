@@ -1789,8 +1789,10 @@ static void on_registered(void *arg, const char *ep, bool replaced,
                (long long)j->lim.max_reboots);
       return;
     }
-    add_event(j, json_pack("{s:s, s:i}", "event", "registered again while "
-                           "verifying", "reboots", j->reboots));
+    add_event(j, json_pack("{s:s, s:i}", "event",
+                           "registered again while "
+                           "verifying",
+                           "reboots", j->reboots));
     job_commit(j);
   }
   if (j->state >= JOB_DOWNLOADED && j->executed_at > 0)
@@ -1824,6 +1826,11 @@ static void on_updated(void *arg, const char *ep, int64_t device_id,
     kick(j, 0);
 }
 
+static void on_reached(void *arg, const char *ep, int64_t device_id)
+{
+  on_updated(arg, ep, device_id, NULL, 0);
+}
+
 static void on_deregistered(void *arg, const char *ep, const char *why)
 {
   struct orch *orch = arg;
@@ -1837,6 +1844,7 @@ static void on_deregistered(void *arg, const char *ep, const char *why)
 const struct srv_events orch_job_events = {
     .registered = on_registered,
     .updated = on_updated,
+    .reached = on_reached,
     .deregistered = on_deregistered,
 };
 
@@ -2482,6 +2490,15 @@ static void recover(struct job *j)
       }
       comp_row_clear(&row);
     }
+  }
+  if (!job_by_id(orch, id))
+    return;
+  /* What the device did while fotad was down (a download finished, or
+   * failed) is only known by asking: now, not at its next Update. */
+  if (j->reconcile && j->state >= JOB_URI_WRITTEN &&
+      j->state <= JOB_DOWNLOADED && j->executed_at == 0) {
+    j->reconcile = false;
+    read_components(j, false);
   }
   if (job_by_id(orch, id))
     drive(j);

@@ -22,14 +22,20 @@ static uint64_t str_hash(const char *s)
   return hash_bytes(s, strlen(s));
 }
 
+static void on_reach_timer(struct loop *loop, struct loop_timer *t, void *arg);
+
 void srv_registry_init(struct srv *srv)
 {
   hmap_init(&srv->by_ep);
   hmap_init(&srv->by_loc);
+  hmap_init(&srv->reaching);
+  loop_timer_init(&srv->reach_timer, on_reach_timer, srv);
 }
 
 static void reg_free(struct srv_reg *reg)
 {
+  if (reg->reaching)
+    hmap_remove(&reg->srv->reaching, &reg->by_peer);
   if (reg->session) {
     if (coap_session_get_app_data(reg->session) == reg)
       coap_session_set_app_data(reg->session, NULL);
@@ -58,6 +64,8 @@ void srv_registry_free(struct srv *srv)
     }
   }
   hmap_destroy(&srv->by_ep);
+  hmap_destroy(&srv->reaching);
+  loop_timer_disarm(srv->loop, &srv->reach_timer);
   hmap_destroy(&srv->by_loc);
 }
 
@@ -158,10 +166,104 @@ static void attach_session(struct srv_reg *reg, coap_session_t *session)
   set_peer(reg, session);
 }
 
+/*
+ * Reaching devices after a restart. libcoap 4.3.1 has no way to open a
+ * server session towards a peer: one only appears when the peer sends
+ * something. A CoAP ping (an empty Confirmable message) sent from the
+ * listening socket makes a device answer with a Reset, which opens the
+ * session; srv_reg_session_new() then attaches it to the registration
+ * and the reach timer sends what was queued for the device.
+ */
+#define REACH_RETRY_MS 10000
+
+void srv_reg_reach(struct srv_reg *reg)
+{
+  struct srv *srv = reg->srv;
+  int64_t now = loop_now(srv->loop);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  uint8_t ping[4] = {0x40, 0x00, 0, 0}; /* CON, empty */
+  uint16_t mid;
+  char err[128];
+
+  if (reg->session || reg->queue_mode || srv->udp_fd < 0 ||
+      strcmp(reg->security, "nosec") != 0 || !reg->peer[0] ||
+      (reg->pinged_at > 0 && now - reg->pinged_at < REACH_RETRY_MS))
+    return;
+  if (parse_hostport(reg->peer, &ss, &len, err, sizeof(err)) < 0)
+    return;
+  crypto_random(&mid, sizeof(mid));
+  ping[2] = (uint8_t)(mid >> 8);
+  ping[3] = (uint8_t)mid;
+  reg->pinged_at = now;
+  if (sendto(srv->udp_fd, ping, sizeof(ping), 0, (struct sockaddr *)&ss, len) <
+      0) {
+    log_info("%s: cannot ping %s: %s", reg->ep, reg->peer, strerror(errno));
+    return;
+  }
+  log_info("%s: not heard from since fotad started; pinged at %s", reg->ep,
+           reg->peer);
+  if (!reg->reaching) {
+    reg->reaching = true;
+    hmap_insert(&srv->reaching, &reg->by_peer, str_hash(reg->peer));
+  }
+}
+
+void srv_reg_session_new(struct srv *srv, coap_session_t *session)
+{
+  const coap_address_t *a;
+  char peer[64];
+  uint64_t h;
+
+  if (!srv || srv->reaching.len == 0 ||
+      !(a = coap_session_get_addr_remote(session)))
+    return;
+  format_sockaddr(&a->addr.sa, peer, sizeof(peer));
+  h = str_hash(peer);
+  for (struct hmap_node *n = hmap_first(&srv->reaching, h); n; n = n->next) {
+    struct srv_reg *reg = container_of(n, struct srv_reg, by_peer);
+
+    if (n->hash != h || strcmp(reg->peer, peer) != 0 || reg->session)
+      continue;
+    /* Attached now, its queue sent from the loop (not from inside
+     * libcoap's packet handling). */
+    attach_session(reg, session);
+    log_info("%s: reachable again at %s", reg->ep, peer);
+    loop_timer_arm(srv->loop, &srv->reach_timer, 0);
+    return;
+  }
+}
+
+static void on_reach_timer(struct loop *loop, struct loop_timer *t, void *arg)
+{
+  struct srv *srv = arg;
+
+  for (size_t i = 0; i < srv->reaching.nbuckets; i++) {
+    struct hmap_node *n = srv->reaching.buckets[i];
+
+    while (n) {
+      struct hmap_node *next = n->next;
+      struct srv_reg *reg = container_of(n, struct srv_reg, by_peer);
+
+      if (reg->session) {
+        hmap_remove(&srv->reaching, &reg->by_peer);
+        reg->reaching = false;
+        srv_queue_flush(reg);
+        SRV_EMIT(srv, reached, reg->ep, reg->device_id);
+      }
+      n = next;
+    }
+  }
+}
+
 void srv_reg_seen(struct srv_reg *reg, coap_session_t *session)
 {
   struct srv *srv = reg->srv;
 
+  if (reg->reaching && session) {
+    hmap_remove(&srv->reaching, &reg->by_peer);
+    reg->reaching = false;
+  }
   if (session)
     attach_session(reg, session);
   if (reg->queue_mode) {

@@ -585,6 +585,7 @@ uint64_t srv_send(struct srv *srv, const char *ep,
     immediate_fail(cb, arg, -EIO, "cannot store the queued request");
     return 0;
   }
+  srv_reg_reach(reg);
   {
     struct srv_result res = {.status = 0, .format = 0xffff, .queued_id = id};
 

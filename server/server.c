@@ -274,37 +274,44 @@ static int endpoint_port(const coap_endpoint_t *ep)
 
 /*
  * libcoap does not expose an endpoint's socket either; find ours among
- * the open descriptors by its bound address to size its receive buffer,
- * so a burst of registrations is not dropped by the kernel.
+ * the open descriptors by its bound address (to size its receive buffer,
+ * so that a burst of registrations is not dropped by the kernel, and to
+ * ping devices from it). -1 if not found.
  */
-static void set_rcvbuf(const struct sockaddr_storage *want, int port,
-                       int64_t bytes)
+static int find_socket(const struct sockaddr_storage *want, int port)
 {
   for (int fd = 3; fd < 4096; fd++) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int type = 0;
     socklen_t tlen = sizeof(type);
-    int size = (int)bytes;
 
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
         ss.ss_family != want->ss_family ||
         sockaddr_port((struct sockaddr *)&ss) != port)
       continue;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
-        type != SOCK_DGRAM)
-      continue;
-    /* FORCE works as root; otherwise the kernel caps at rmem_max. */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0 &&
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
-      log_warn("cannot set the UDP receive buffer: %s", strerror(errno));
-    return;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 &&
+        type == SOCK_DGRAM)
+      return fd;
   }
-  log_warn("UDP socket of port %d not found; receive buffer left as is", port);
+  log_warn("UDP socket of port %d not found", port);
+  return -1;
+}
+
+static void set_rcvbuf(int fd, int64_t bytes)
+{
+  int size = (int)bytes;
+
+  /* FORCE works as root; otherwise the kernel caps at rmem_max. */
+  if (fd >= 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
+    log_warn("cannot set the UDP receive buffer: %s", strerror(errno));
 }
 
 static int listen_on(struct srv *srv, const char *hostport, coap_proto_t proto,
-                     coap_endpoint_t **ep, int *port, char *err, size_t errlen)
+                     coap_endpoint_t **ep, int *port, int *fd, char *err,
+                     size_t errlen)
 {
   const char *name = proto == COAP_PROTO_DTLS ? "CoAPS" : "CoAP";
   struct sockaddr_storage ss;
@@ -323,8 +330,9 @@ static int listen_on(struct srv *srv, const char *hostport, coap_proto_t proto,
     return -EADDRINUSE;
   }
   *port = endpoint_port(*ep);
+  *fd = find_socket(&ss, *port);
   if (srv->cfg.udp_rcvbuf > 0)
-    set_rcvbuf(&ss, *port, srv->cfg.udp_rcvbuf);
+    set_rcvbuf(*fd, srv->cfg.udp_rcvbuf);
   log_info("listening for %s on %s (udp port %d)", name, hostport, *port);
   return 0;
 }
@@ -338,11 +346,22 @@ static uint64_t random_u64(void)
   return v;
 }
 
+/* libcoap's session events: a new session may be a device fotad pinged
+ * after a restart (registry.c). */
+static int on_event(coap_session_t *session, const coap_event_t event)
+{
+  if (event == COAP_EVENT_SERVER_SESSION_NEW)
+    srv_reg_session_new(coap_get_app_data(coap_session_get_context(session)),
+                        session);
+  return 0;
+}
+
 struct srv *srv_new(struct loop *loop, struct db *db,
                     const struct srv_config *cfg, char *err, size_t errlen)
 {
   struct srv *srv = xcalloc(1, sizeof(*srv));
   coap_resource_t *unknown;
+  int dtls_fd = -1;
 
   if (lib_users++ == 0) {
     coap_startup();
@@ -354,6 +373,7 @@ struct srv *srv_new(struct loop *loop, struct db *db,
   srv->db = db;
   srv->cfg = *cfg;
   srv->coap_fd = -1;
+  srv->udp_fd = -1;
   srv->dtls_port = -1;
   srv->pki_rpk = cfg->dtls_rpk;
   hmap_init(&srv->peer_ids);
@@ -389,6 +409,7 @@ struct srv *srv_new(struct loop *loop, struct db *db,
   coap_context_set_session_timeout(srv->ctx, SESSION_IDLE_S);
   coap_register_response_handler(srv->ctx, srv_on_response);
   coap_register_nack_handler(srv->ctx, srv_on_nack);
+  coap_register_event_handler(srv->ctx, on_event);
   unknown = coap_resource_unknown_init2(on_request, 0);
   coap_register_handler(unknown, COAP_REQUEST_GET, on_request);
   coap_register_handler(unknown, COAP_REQUEST_POST, on_request);
@@ -403,13 +424,13 @@ struct srv *srv_new(struct loop *loop, struct db *db,
     goto fail;
   }
   if (listen_on(srv, cfg->coap_listen, COAP_PROTO_UDP, &srv->udp,
-                &srv->udp_port, err, errlen) < 0)
+                &srv->udp_port, &srv->udp_fd, err, errlen) < 0)
     goto fail;
   if (srv_dtls_setup(srv, err, errlen) < 0)
     goto fail;
   if (cfg->coaps_listen && cfg->coaps_listen[0] &&
       listen_on(srv, cfg->coaps_listen, COAP_PROTO_DTLS, &srv->dtls,
-                &srv->dtls_port, err, errlen) < 0)
+                &srv->dtls_port, &dtls_fd, err, errlen) < 0)
     goto fail;
 
   srv->coap_fd = coap_context_get_coap_fd(srv->ctx);

@@ -41,6 +41,10 @@ struct srv_events {
   /* An Update; links is NULL unless it carried a new object list. */
   void (*updated)(void *arg, const char *ep, int64_t device_id,
                   const struct db_object_link *links, size_t n);
+  /* A device registered before fotad restarted, silent since, answered
+   * a ping (see srv_reg_reach()): requests reach it again, but what it
+   * observed for fotad is unknown. */
+  void (*reached)(void *arg, const char *ep, int64_t device_id);
   /* why: "deregistered", "expired" or "replaced" */
   void (*deregistered)(void *arg, const char *ep, const char *why);
   /* A notification of an observation made with srv_observe(). */

@@ -40,6 +40,11 @@ struct srv_reg {
   struct srv_req *reqs; /* in flight, linked through reg_next */
   struct srv_obs *obs;  /* observations, linked through next */
   bool flushing;        /* sending its queue now */
+  /* Reaching a device that has not spoken since fotad restarted: it was
+   * pinged at pinged_at (loop time) and waits in srv->reaching. */
+  struct hmap_node by_peer;
+  bool reaching;
+  int64_t pinged_at;
 };
 
 /* One request in flight, keyed by token. */
@@ -79,6 +84,7 @@ struct srv {
   coap_context_t *ctx;
   coap_endpoint_t *udp, *dtls;
   int coap_fd;
+  int udp_fd; /* the CoAP (not DTLS) listening socket, or -1 */
   int udp_port, dtls_port;
   bool pki_rpk;
   struct hmap peer_ids;        /* DTLS identities by peer address (dtls.c) */
@@ -97,6 +103,8 @@ struct srv {
   srv_file_cb *file_cb;
   void *file_arg;
   struct hmap by_ep, by_loc, reqs_by_token, reqs_by_handle, obs_by_token;
+  struct hmap reaching;           /* struct srv_reg by peer, pinged */
+  struct loop_timer reach_timer;  /* flushes the queues of those reached */
   uint64_t next_token;
   uint64_t token_salt;
   uint64_t next_handle;
@@ -152,6 +160,13 @@ void srv_handle_rd(struct srv *srv, coap_session_t *session,
 void srv_handle_dp(struct srv *srv, coap_session_t *session,
                    const coap_pdu_t *req, coap_pdu_t *resp);
 struct srv_reg *srv_reg_find(const struct srv *srv, const char *ep);
+/* A device registered before fotad restarted that has not spoken since
+ * has no session to send on: ping it from the listening socket (NoSec
+ * only), so that its answer opens one. At most every few seconds. */
+void srv_reg_reach(struct srv_reg *reg);
+/* libcoap opened a server session: attach it to the device pinged from
+ * that address, if any, and send its queued requests. */
+void srv_reg_session_new(struct srv *srv, coap_session_t *session);
 /* The device spoke: refresh its peer and, in queue mode, wake it. */
 void srv_reg_seen(struct srv_reg *reg, coap_session_t *session);
 bool srv_reg_awake(const struct srv_reg *reg);
