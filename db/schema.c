@@ -67,8 +67,11 @@ static const char migration_1[] =
     "  alt_path TEXT,\n"
     "  content_format TEXT,\n"
     "  peer_addr TEXT NOT NULL,\n"
+    /* Not "IN (...)": SQLite checks an IN list of more than two values
+     * against a temporary B-tree it builds for every row written. */
     "  security TEXT NOT NULL\n"
-    "    CHECK (security IN ('nosec', 'psk', 'rpk', 'x509')),\n"
+    "    CHECK (security = 'nosec' OR security = 'psk' OR security = 'rpk'\n"
+    "      OR security = 'x509'),\n"
     "  identity TEXT,\n"
     "  registered_at INTEGER NOT NULL,\n"
     "  updated_at INTEGER NOT NULL,\n"
