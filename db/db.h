@@ -104,6 +104,8 @@ struct db_object_link {
 /*
  * Creates the device if new (setting r->device_id either way) and stores
  * r as its one registration, replacing any earlier one, with its objects.
+ * r->device_id > 0 on input names the device, if the caller knows it
+ * (a lookup less); 0 finds or creates it by endpoint.
  */
 int db_registration_save(struct db *db, struct db_registration *r,
                          const struct db_object_link *links, size_t n);

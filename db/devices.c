@@ -37,40 +37,76 @@ out:
   return rc;
 }
 
-/* Creates the device row if missing and refreshes what it advertises;
- * *fresh tells whether it was created now. */
+/* Refreshes what a known device advertises; *found tells whether the row
+ * is there. */
+static int device_refresh(struct db *db, const struct db_registration *r,
+                          int64_t id, bool *found)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *found = false;
+  rc = db_stmt_get(db,
+                   "UPDATE devices SET last_seen_at = ?2, lwm2m_version = ?3 "
+                   "WHERE id = ?1",
+                   &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, r->registered_at);
+  db_bind_text(st, 3, r->lwm2m_version);
+  rc = db_step_done(db, st, "device refresh");
+  if (rc == 0)
+    *found = sqlite3_changes(db->h) > 0;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+/*
+ * Creates the device row if missing, else refreshes what it advertises;
+ * sets r->device_id, which on input may name the device already (> 0).
+ * *fresh tells whether the row was created now. An upsert with RETURNING
+ * would do it in one statement, but SQLite collects RETURNING rows in a
+ * temporary B-tree, which costs more than the statements below.
+ */
 static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
 {
   sqlite3_stmt *st = NULL;
-  int rc, src;
+  bool found = false;
+  int rc;
 
+  *fresh = false;
+  if (r->device_id > 0) {
+    rc = device_refresh(db, r, r->device_id, &found);
+    if (rc < 0 || found)
+      return rc;
+  }
   rc = db_stmt_get(db,
                    "INSERT INTO devices (endpoint, created_at, last_seen_at, "
                    "lwm2m_version) VALUES (?1, ?2, ?2, ?3) "
-                   "ON CONFLICT (endpoint) DO UPDATE SET "
-                   "last_seen_at = excluded.last_seen_at, "
-                   "lwm2m_version = excluded.lwm2m_version "
-                   "RETURNING id, created_at = ?2",
+                   "ON CONFLICT (endpoint) DO NOTHING",
                    &st);
   if (rc < 0)
     goto out;
   db_bind_text(st, 1, r->endpoint);
   sqlite3_bind_int64(st, 2, r->registered_at);
   db_bind_text(st, 3, r->lwm2m_version);
-  src = sqlite3_step(st);
-  if (src != SQLITE_ROW) {
-    log_err("%s: device upsert: %s", db_path(db), sqlite3_errmsg(db->h));
-    rc = db_errno(src);
+  rc = db_step_done(db, st, "device insert");
+  if (rc < 0)
+    goto out;
+  if (sqlite3_changes(db->h) > 0) {
+    r->device_id = sqlite3_last_insert_rowid(db->h);
+    *fresh = true;
     goto out;
   }
-  r->device_id = sqlite3_column_int64(st, 0);
-  *fresh = sqlite3_column_int(st, 1) != 0;
-  /* RETURNING rows must be stepped to the end before the reset. */
-  src = sqlite3_step(st);
-  if (src != SQLITE_DONE) {
-    rc = db_errno(src);
+  /* Known already: the endpoint is taken. */
+  db_stmt_done(st);
+  st = NULL;
+  rc = db_device_id(db, r->endpoint, &r->device_id);
+  if (rc < 0)
     goto out;
-  }
+  rc = device_refresh(db, r, r->device_id, &found);
 out:
   db_stmt_done(st);
   return rc;

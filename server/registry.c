@@ -497,6 +497,7 @@ static void handle_register(struct srv *srv, coap_session_t *session,
   struct rd_payload p = {0};
   struct db_registration dr;
   struct srv_reg *reg = NULL, *old;
+  int64_t device_id = 0;
   const uint8_t *data;
   size_t len;
   char err[256];
@@ -562,11 +563,14 @@ static void handle_register(struct srv *srv, coap_session_t *session,
   old = srv_reg_find(srv, q.ep);
   if (old) {
     replaced = true;
+    device_id = old->device_id;
     reg_remove(old, "replaced");
   }
 
   reg = xcalloc(1, sizeof(*reg));
   reg->srv = srv;
+  /* Saves the database a lookup of the device. */
+  reg->device_id = device_id;
   reg->ep = xstrdup(q.ep);
   snprintf(reg->version, sizeof(reg->version), "%s", q.lwm2m);
   snprintf(reg->binding, sizeof(reg->binding), "%s", q.b);
