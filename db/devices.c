@@ -6,6 +6,7 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,24 +38,25 @@ out:
   return rc;
 }
 
-/* Refreshes what a known device advertises; *found tells whether the row
- * is there. */
+/* Refreshes what a known device advertises (objects: devices.objects
+ * text); *found tells whether the row is there. */
 static int device_refresh(struct db *db, const struct db_registration *r,
-                          int64_t id, bool *found)
+                          const char *objects, int64_t id, bool *found)
 {
   sqlite3_stmt *st = NULL;
   int rc;
 
   *found = false;
   rc = db_stmt_get(db,
-                   "UPDATE devices SET last_seen_at = ?2, lwm2m_version = ?3 "
-                   "WHERE id = ?1",
+                   "UPDATE devices SET last_seen_at = ?2, lwm2m_version = ?3, "
+                   "objects = ?4 WHERE id = ?1",
                    &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, r->registered_at);
   db_bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 4, objects);
   rc = db_step_done(db, st, "device refresh");
   if (rc == 0)
     *found = sqlite3_changes(db->h) > 0;
@@ -66,25 +68,25 @@ out:
 /*
  * Creates the device row if missing, else refreshes what it advertises;
  * sets r->device_id, which on input may name the device already (> 0).
- * *fresh tells whether the row was created now. An upsert with RETURNING
+ * An upsert with RETURNING
  * would do it in one statement, but SQLite collects RETURNING rows in a
  * temporary B-tree, which costs more than the statements below.
  */
-static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
+static int device_upsert(struct db *db, struct db_registration *r,
+                         const char *objects)
 {
   sqlite3_stmt *st = NULL;
   bool found = false;
   int rc;
 
-  *fresh = false;
   if (r->device_id > 0) {
-    rc = device_refresh(db, r, r->device_id, &found);
+    rc = device_refresh(db, r, objects, r->device_id, &found);
     if (rc < 0 || found)
       return rc;
   }
   rc = db_stmt_get(db,
                    "INSERT INTO devices (endpoint, created_at, last_seen_at, "
-                   "lwm2m_version) VALUES (?1, ?2, ?2, ?3) "
+                   "lwm2m_version, objects) VALUES (?1, ?2, ?2, ?3, ?4) "
                    "ON CONFLICT (endpoint) DO NOTHING",
                    &st);
   if (rc < 0)
@@ -92,12 +94,12 @@ static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
   db_bind_text(st, 1, r->endpoint);
   sqlite3_bind_int64(st, 2, r->registered_at);
   db_bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 4, objects);
   rc = db_step_done(db, st, "device insert");
   if (rc < 0)
     goto out;
   if (sqlite3_changes(db->h) > 0) {
     r->device_id = sqlite3_last_insert_rowid(db->h);
-    *fresh = true;
     goto out;
   }
   /* Known already: the endpoint is taken. */
@@ -106,68 +108,136 @@ static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
   rc = db_device_id(db, r->endpoint, &r->device_id);
   if (rc < 0)
     goto out;
-  rc = device_refresh(db, r, r->device_id, &found);
+  rc = device_refresh(db, r, objects, r->device_id, &found);
 out:
   db_stmt_done(st);
   return rc;
 }
 
-/* Inserts object links; the device has none stored yet. */
-static int objects_insert(struct db *db, int64_t device_id,
-                          const struct db_object_link *links, size_t n)
-{
-  sqlite3_stmt *st = NULL;
-  int rc = 0;
+struct link_ref {
+  const struct db_object_link *l;
+  size_t pos;
+};
 
-  if (n == 0)
-    return 0;
-  rc = db_stmt_get(db,
-                   "INSERT OR REPLACE INTO object_instances (device_id, "
-                   "object_id, instance_id, object_version) "
-                   "VALUES (?1, ?2, ?3, ?4)",
-                   &st);
-  if (rc < 0)
-    goto out;
-  for (size_t i = 0; i < n; i++) {
-    db_stmt_done(st);
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int(st, 2, links[i].oid);
-    sqlite3_bind_int(st, 3, links[i].iid);
-    db_bind_text(st, 4, links[i].version);
-    rc = db_step_done(db, st, "object insert");
-    if (rc < 0)
-      goto out;
+/* Object, instance, then position in the payload. */
+static int link_ref_cmp(const void *a, const void *b)
+{
+  const struct link_ref *x = a, *y = b;
+
+  if (x->l->oid != y->l->oid)
+    return x->l->oid < y->l->oid ? -1 : 1;
+  if (x->l->iid != y->l->iid)
+    return x->l->iid < y->l->iid ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Appends s as the inside of a JSON string; p has room for 6 bytes per
+ * byte of s. */
+static char *json_escape(char *p, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+    } else if (c < 0x20) {
+      memcpy(p, "\\u00", 4);
+      p[4] = hex[c >> 4];
+      p[5] = hex[c & 15];
+      p += 6;
+    } else {
+      *p++ = (char)c;
+    }
   }
-out:
-  db_stmt_done(st);
-  return rc;
+  return p;
+}
+
+/*
+ * The devices.objects text for n links (see the schema): sorted by object
+ * and instance, and where a payload names one twice, the last wins (as a
+ * row per link replaced by its key did). Returns a new string.
+ */
+static char *objects_json(const struct db_object_link *links, size_t n)
+{
+  struct link_ref *refs = NULL;
+  size_t cap = 3, i;
+  bool sorted = true;
+  char *out, *p;
+
+  for (i = 0; i < n; i++) {
+    /* "[65535,65534,\"" ... "\"]," */
+    cap += 20 + (links[i].version ? 6 * strlen(links[i].version) : 0);
+    if (i > 0 && (links[i].oid < links[i - 1].oid ||
+                  (links[i].oid == links[i - 1].oid &&
+                   links[i].iid <= links[i - 1].iid)))
+      sorted = false;
+  }
+  /* Devices list their objects in order: sort only when they do not. */
+  if (!sorted) {
+    refs = xmalloc(n * sizeof(*refs));
+    for (i = 0; i < n; i++)
+      refs[i] = (struct link_ref){.l = &links[i], .pos = i};
+    qsort(refs, n, sizeof(*refs), link_ref_cmp);
+  }
+  p = out = xmalloc(cap);
+  *p++ = '[';
+  for (i = 0; i < n; i++) {
+    const struct db_object_link *l = refs ? refs[i].l : &links[i];
+    const struct db_object_link *next =
+        i + 1 < n ? (refs ? refs[i + 1].l : &links[i + 1]) : NULL;
+
+    if (next && next->oid == l->oid && next->iid == l->iid)
+      continue;
+    if (p[-1] != '[')
+      *p++ = ',';
+    if (l->iid < 0)
+      p += snprintf(p, 20, "[%u,null", (unsigned)l->oid);
+    else
+      p += snprintf(p, 20, "[%u,%d", (unsigned)l->oid, (int)l->iid);
+    if (l->version) {
+      *p++ = ',';
+      *p++ = '"';
+      p = json_escape(p, l->version);
+      *p++ = '"';
+    }
+    *p++ = ']';
+  }
+  *p++ = ']';
+  *p = '\0';
+  free(refs);
+  return out;
 }
 
 int db_objects_replace(struct db *db, int64_t device_id,
                        const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
+  char *objects = objects_json(links, n);
   int rc;
 
-  rc = db_stmt_get(db, "DELETE FROM object_instances WHERE device_id = ?1",
-                   &st);
+  rc = db_stmt_get(db, "UPDATE devices SET objects = ?2 WHERE id = ?1", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  rc = db_step_done(db, st, "objects delete");
+  db_bind_text(st, 2, objects);
+  rc = db_step_done(db, st, "objects update");
 out:
   db_stmt_done(st);
-  return rc < 0 ? rc : objects_insert(db, device_id, links, n);
+  free(objects);
+  return rc;
 }
 
 int db_registration_save(struct db *db, struct db_registration *r,
                          const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
-  bool fresh = false;
+  char *objects = objects_json(links, n);
   int rc;
 
-  rc = device_upsert(db, r, &fresh);
+  rc = device_upsert(db, r, objects);
   if (rc < 0)
     goto out;
   rc = db_stmt_get(
@@ -196,13 +266,9 @@ int db_registration_save(struct db *db, struct db_registration *r,
   sqlite3_bind_int64(st, 14, r->updated_at);
   sqlite3_bind_int64(st, 15, r->expires_at);
   rc = db_step_done(db, st, "registration save");
-  if (rc < 0)
-    goto out;
-  /* A new device has no objects to replace. */
-  rc = fresh ? objects_insert(db, r->device_id, links, n)
-             : db_objects_replace(db, r->device_id, links, n);
 out:
   db_stmt_done(st);
+  free(objects);
   return rc;
 }
 
@@ -258,6 +324,10 @@ out:
   return rc;
 }
 
+/* The links of a devices.objects text, one row each, from json_each (in
+ * array order, which is object and instance order). */
+#define OBJECT_COLUMNS "value ->> 0, coalesce(value ->> 1, -1), value ->> 2 "
+
 int db_registrations_load(struct db *db,
                           void (*cb)(void *arg,
                                      const struct db_registration *r,
@@ -275,16 +345,12 @@ int db_registrations_load(struct db *db,
       "SELECT r.device_id, d.endpoint, r.location, r.lwm2m_version, "
       "r.lifetime, r.binding, r.queue_mode, r.sms_number, r.alt_path, "
       "r.content_format, r.peer_addr, r.security, r.identity, "
-      "r.registered_at, r.updated_at, r.expires_at "
+      "r.registered_at, r.updated_at, r.expires_at, d.objects "
       "FROM registrations r JOIN devices d ON d.id = r.device_id",
       &st);
   if (rc < 0)
     goto out;
-  rc = db_stmt_get(db,
-                   "SELECT object_id, instance_id, object_version FROM "
-                   "object_instances WHERE device_id = ?1 "
-                   "ORDER BY object_id, instance_id",
-                   &ob);
+  rc = db_stmt_get(db, "SELECT " OBJECT_COLUMNS "FROM json_each(?1)", &ob);
   if (rc < 0)
     goto out;
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -308,8 +374,7 @@ int db_registrations_load(struct db *db,
     };
     size_t n = 0;
 
-    db_stmt_done(ob);
-    sqlite3_bind_int64(ob, 1, r.device_id);
+    db_bind_text(ob, 1, db_col_text(st, 16));
     while ((src = sqlite3_step(ob)) == SQLITE_ROW) {
       if (n == cap) {
         cap = cap ? cap * 2 : 16;
@@ -317,15 +382,23 @@ int db_registrations_load(struct db *db,
       }
       links[n].oid = (uint16_t)sqlite3_column_int(ob, 0);
       links[n].iid = sqlite3_column_int(ob, 1);
-      links[n].version = db_col_text(ob, 2);
+      /* Copied: json_each's values last only until its next row. */
+      links[n].version = sqlite3_column_type(ob, 2) == SQLITE_NULL
+                             ? NULL
+                             : xstrdup(db_col_text(ob, 2));
       n++;
     }
+    if (src == SQLITE_DONE)
+      cb(arg, &r, links, n);
+    /* Before st moves on: ob's argument is st's column. */
+    db_stmt_done(ob);
+    for (size_t i = 0; i < n; i++)
+      free((char *)links[i].version);
     if (src != SQLITE_DONE) {
       log_err("%s: objects load: %s", db_path(db), sqlite3_errmsg(db->h));
       rc = db_errno(src);
       goto out;
     }
-    cb(arg, &r, links, n);
   }
   if (src != SQLITE_DONE) {
     log_err("%s: registrations load: %s", db_path(db), sqlite3_errmsg(db->h));
@@ -663,8 +736,8 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
       DEVICE_COLUMNS
       "WHERE (?1 IS NULL OR substr(d.endpoint, 1, length(?1)) = ?1) "
       "AND (?2 < 0 OR (r.device_id IS NOT NULL) = ?2) "
-      "AND (?3 < 0 OR EXISTS (SELECT 1 FROM object_instances o "
-      "WHERE o.device_id = d.id AND o.object_id = ?3)) "
+      "AND (?3 < 0 OR EXISTS (SELECT 1 FROM json_each(d.objects) "
+      "WHERE value ->> 0 = ?3)) "
       "AND (?4 IS NULL OR d.endpoint > ?4) "
       "ORDER BY d.endpoint LIMIT ?5",
       &st);
@@ -707,9 +780,8 @@ int db_device_objects(struct db *db, int64_t device_id,
   int rc, src;
 
   rc = db_stmt_get(db,
-                   "SELECT object_id, instance_id, object_version FROM "
-                   "object_instances WHERE device_id = ?1 "
-                   "ORDER BY object_id, instance_id",
+                   "SELECT " OBJECT_COLUMNS
+                   "FROM devices d, json_each(d.objects) WHERE d.id = ?1",
                    &st);
   if (rc < 0)
     goto out;

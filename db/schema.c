@@ -28,6 +28,15 @@
 #include "common/common.h"
 
 static const char migration_1[] =
+    /*
+     * objects holds the object links of the device's last registration
+     * payload (or Update with a payload), in object and instance order,
+     * as a JSON array of [object, instance, version]: instance is null for
+     * a link to an object without instances (</5>), version is there only
+     * when the link has a ver attribute. One column rather than a row per
+     * link: it is written with the device row a registration refreshes
+     * anyway, and always read whole.
+     */
     "CREATE TABLE devices (\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  endpoint TEXT NOT NULL UNIQUE CHECK (endpoint <> ''),\n"
@@ -36,7 +45,8 @@ static const char migration_1[] =
     "  lwm2m_version TEXT,\n"
     "  manufacturer TEXT,\n"
     "  model TEXT,\n"
-    "  firmware_version TEXT\n"
+    "  firmware_version TEXT,\n"
+    "  objects TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(objects))\n"
     ") STRICT;\n"
 
     "CREATE TABLE device_tags (\n"
@@ -77,20 +87,6 @@ static const char migration_1[] =
     "  updated_at INTEGER NOT NULL,\n"
     "  expires_at INTEGER NOT NULL\n"
     ") STRICT;\n"
-
-    /*
-     * The object links of the last registration payload: </O/I> rows, and
-     * </O> (an object without instances) with instance_id -1.
-     */
-    "CREATE TABLE object_instances (\n"
-    "  device_id INTEGER NOT NULL\n"
-    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
-    "  object_id INTEGER NOT NULL CHECK (object_id BETWEEN 0 AND 65535),\n"
-    "  instance_id INTEGER NOT NULL\n"
-    "    CHECK (instance_id BETWEEN -1 AND 65534),\n"
-    "  object_version TEXT,\n"
-    "  PRIMARY KEY (device_id, object_id, instance_id)\n"
-    ") STRICT, WITHOUT ROWID;\n"
 
     /*
      * One updatable component: an instance of 33629 (Advanced Firmware

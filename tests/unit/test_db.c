@@ -27,10 +27,9 @@ static char tmpdir[PATH_MAX];
 
 /* The tables migration 1 creates; later migrations only add to this. */
 static const char *const tables[] = {
-    "devices",    "device_tags",    "registrations",   "object_instances",
-    "components", "packages",       "rollouts",        "rollout_packages",
-    "jobs",       "job_components", "timeline_events", "credentials",
-    "api_tokens",
+    "devices",        "device_tags",     "registrations",    "components",
+    "packages",       "rollouts",        "rollout_packages", "jobs",
+    "job_components", "timeline_events", "credentials",      "api_tokens",
 };
 
 static char *tmp_path(const char *name)
@@ -319,8 +318,8 @@ static void test_schema_rules(void)
            "registered_at, updated_at, expires_at) VALUES "
            "(1, 'r1', '1.1', 60, '127.0.0.1:5683', 'psk', 1, 1, 61),"
            "(2, 'r2', '1.1', 60, '127.0.0.1:5684', 'nosec', 1, 1, 61);"
-           "INSERT INTO object_instances VALUES (1, 33629, 0, '1.0'),"
-           "(1, 5, -1, NULL);"
+           "UPDATE devices SET objects = '[[5,null],[33629,0,\"1.0\"]]' "
+           "WHERE id = 1;"
            "INSERT INTO components(id, device_id, object_id, "
            "instance_id, name, protocols, updated_at) VALUES "
            "(10, 1, 33629, 0, 'app', '[0,1]', 1);"
@@ -351,8 +350,6 @@ static void test_schema_rules(void)
          "the other device's registration stays");
   is_int(q_int(db, "SELECT count(*) FROM device_tags WHERE device_id = 1"), 0,
          "its tags are gone");
-  is_int(q_int(db, "SELECT count(*) FROM object_instances"), 0,
-         "its object instances are gone");
   is_int(q_int(db, "SELECT count(*) FROM components"), 0,
          "its components are gone");
   is_int(q_int(db, "SELECT count(*) FROM jobs"), 0, "its jobs are gone");
@@ -394,6 +391,10 @@ static void test_schema_rules(void)
          SQLITE_CONSTRAINT_UNIQUE, "endpoints are unique");
   is_int(exec(db, "UPDATE registrations SET security = 'tls'"),
          SQLITE_CONSTRAINT_CHECK, "unknown security mode refused");
+  is_int(exec(db, "UPDATE registrations SET security = 'x509'"), SQLITE_OK,
+         "known security modes accepted");
+  is_int(exec(db, "UPDATE devices SET objects = '[[1,0]'"),
+         SQLITE_CONSTRAINT_CHECK, "a device's object list is JSON");
   is_int(exec(db, "UPDATE registrations SET queue_mode = 2"),
          SQLITE_CONSTRAINT_CHECK, "queue_mode is 0 or 1");
   is_int(exec(db, "INSERT INTO components(device_id, object_id, "
