@@ -285,8 +285,7 @@ static const char migration_1[] =
     "id) WHERE rollout_id IS NOT NULL;\n"
     "CREATE INDEX timeline_events_job ON timeline_events(job_id, id) "
     "WHERE job_id IS NOT NULL;\n"
-    /* The retention sweep deletes by age. */
-    "CREATE INDEX timeline_events_at ON timeline_events(at);\n"
+    /* No index on at: the retention sweep goes by id (db_events_purge). */
 
     /*
      * DTLS credentials, provisioned per endpoint before the device ever
