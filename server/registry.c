@@ -264,6 +264,9 @@ struct rd_query {
   char b[8];
   char sms[32];
 };
+_Static_assert(sizeof(((struct rd_query *)0)->b) ==
+                   sizeof(((struct srv_reg *)0)->binding),
+               "a binding is copied whole from the query");
 
 /* Copies an option value into dst as a string; false if it does not fit
  * or holds bytes that have no place in a query value. */
@@ -314,7 +317,7 @@ static int parse_query(const coap_pdu_t *pdu, struct rd_query *q, char *err,
         snprintf(err, errlen, "ep: missing, empty or given twice");
         return -EINVAL;
       }
-      snprintf(q->ep, sizeof(q->ep), "%s", val);
+      memcpy(q->ep, val, strlen(val) + 1); /* same size */
       q->has_ep = true;
     } else if (strcmp(key, "lt") == 0) {
       if (q->has_lt || !has_val ||
@@ -572,8 +575,10 @@ static void handle_register(struct srv *srv, coap_session_t *session,
   /* Saves the database a lookup of the device. */
   reg->device_id = device_id;
   reg->ep = xstrdup(q.ep);
-  snprintf(reg->version, sizeof(reg->version), "%s", q.lwm2m);
-  snprintf(reg->binding, sizeof(reg->binding), "%s", q.b);
+  /* Checked above: "1.0", "1.1" or "1.2", and a binding of the same
+   * size. */
+  memcpy(reg->version, q.lwm2m, sizeof(reg->version));
+  memcpy(reg->binding, q.b, sizeof(reg->binding));
   reg->queue_mode = queue || q.queue;
   reg->lifetime = q.lt;
   reg->sms = q.has_sms ? xstrdup(q.sms) : NULL;
