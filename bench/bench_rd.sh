@@ -362,9 +362,9 @@ fotad_stop
 A_ROWS="(no sqlite3 shell)"
 if command -v sqlite3 >/dev/null 2>&1; then
   A_ROWS=$(sqlite3 "$WORK/a/state/fotad.db" \
-    'SELECT count(*) FROM registrations' 2>&1)
+    'SELECT count(*) FROM devices WHERE location IS NOT NULL' 2>&1)
 fi
-echo "fotad: $A_FOTAD_CPU s CPU ($A_FOTAD_US us per registration); rows in registrations after it stopped: $A_ROWS, of $A_FOTAD_OK registered"
+echo "fotad: $A_FOTAD_CPU s CPU ($A_FOTAD_US us per registration); registrations in the database after it stopped: $A_ROWS, of $A_FOTAD_OK registered"
 
 if coaprd_start; then
   cpu0=$(cpu_s "$COAPRD_PID")

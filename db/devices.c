@@ -37,82 +37,6 @@ out:
   return rc;
 }
 
-/* Refreshes what a known device advertises (objects: devices.objects
- * text); *found tells whether the row is there. */
-static int device_refresh(struct db *db, const struct db_registration *r,
-                          const char *objects, int64_t id, bool *found)
-{
-  sqlite3_stmt *st = NULL;
-  int rc;
-
-  *found = false;
-  rc = db_stmt_get(db,
-                   "UPDATE devices SET last_seen_at = ?2, lwm2m_version = ?3, "
-                   "objects = ?4 WHERE id = ?1",
-                   &st);
-  if (rc < 0)
-    goto out;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, r->registered_at);
-  db_bind_text(st, 3, r->lwm2m_version);
-  db_bind_text(st, 4, objects);
-  rc = db_step_done(db, st, "device refresh");
-  if (rc == 0)
-    *found = sqlite3_changes(db->h) > 0;
-out:
-  db_stmt_done(st);
-  return rc;
-}
-
-/*
- * Creates the device row if missing, else refreshes what it advertises;
- * sets r->device_id, which on input may name the device already (> 0).
- * An upsert with RETURNING
- * would do it in one statement, but SQLite collects RETURNING rows in a
- * temporary B-tree, which costs more than the statements below.
- */
-static int device_upsert(struct db *db, struct db_registration *r,
-                         const char *objects)
-{
-  sqlite3_stmt *st = NULL;
-  bool found = false;
-  int rc;
-
-  if (r->device_id > 0) {
-    rc = device_refresh(db, r, objects, r->device_id, &found);
-    if (rc < 0 || found)
-      return rc;
-  }
-  rc = db_stmt_get(db,
-                   "INSERT INTO devices (endpoint, created_at, last_seen_at, "
-                   "lwm2m_version, objects) VALUES (?1, ?2, ?2, ?3, ?4) "
-                   "ON CONFLICT (endpoint) DO NOTHING",
-                   &st);
-  if (rc < 0)
-    goto out;
-  db_bind_text(st, 1, r->endpoint);
-  sqlite3_bind_int64(st, 2, r->registered_at);
-  db_bind_text(st, 3, r->lwm2m_version);
-  db_bind_text(st, 4, objects);
-  rc = db_step_done(db, st, "device insert");
-  if (rc < 0)
-    goto out;
-  if (sqlite3_changes(db->h) > 0) {
-    r->device_id = sqlite3_last_insert_rowid(db->h);
-    goto out;
-  }
-  /* Known already: the endpoint is taken. */
-  db_stmt_done(st);
-  st = NULL;
-  rc = db_device_id(db, r->endpoint, &r->device_id);
-  if (rc < 0)
-    goto out;
-  rc = device_refresh(db, r, objects, r->device_id, &found);
-out:
-  db_stmt_done(st);
-  return rc;
-}
-
 struct link_ref {
   const struct db_object_link *l;
   size_t pos;
@@ -250,42 +174,106 @@ out:
   return rc;
 }
 
+/*
+ * The registration columns of the device row, in the order both
+ * statements below bind them: ?1 is the device's endpoint (insert) or id
+ * (update).
+ */
+#define REG_SET                                                               \
+  "last_seen_at = ?2, lwm2m_version = ?3, objects = ?4, location = ?5, "      \
+  "lifetime = ?6, binding = ?7, queue_mode = ?8, sms_number = ?9, "           \
+  "alt_path = ?10, content_format = ?11, peer_addr = ?12, security = ?13, "   \
+  "identity = ?14, registered_at = ?2, updated_at = ?15, expires_at = ?16 "
+
+static void bind_registration(sqlite3_stmt *st,
+                              const struct db_registration *r,
+                              const char *objects)
+{
+  sqlite3_bind_int64(st, 2, r->registered_at);
+  db_bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 4, objects);
+  db_bind_text(st, 5, r->location);
+  sqlite3_bind_int64(st, 6, r->lifetime);
+  db_bind_text(st, 7, r->binding);
+  sqlite3_bind_int(st, 8, r->queue_mode);
+  db_bind_text(st, 9, r->sms);
+  db_bind_text(st, 10, r->alt_path);
+  db_bind_text(st, 11, r->content_format);
+  db_bind_text(st, 12, r->peer);
+  db_bind_text(st, 13, r->security);
+  db_bind_text(st, 14, r->identity);
+  sqlite3_bind_int64(st, 15, r->updated_at);
+  sqlite3_bind_int64(st, 16, r->expires_at);
+}
+
+/* Stores the registration in the row of device id; *found tells whether
+ * the row is there. */
+static int registration_set(struct db *db, const struct db_registration *r,
+                            const char *objects, int64_t id, bool *found)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *found = false;
+  rc = db_stmt_get(db, "UPDATE devices SET " REG_SET "WHERE id = ?1", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  bind_registration(st, r, objects);
+  rc = db_step_done(db, st, "registration save");
+  if (rc == 0)
+    *found = sqlite3_changes(db->h) > 0;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+/*
+ * A new device is one INSERT; a known one an UPDATE by id, looked up by
+ * endpoint only when the caller does not know it. An upsert with
+ * RETURNING would do either in one statement, but SQLite collects
+ * RETURNING rows in a temporary B-tree, which costs more than these.
+ */
 int db_registration_save(struct db *db, struct db_registration *r,
                          const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
   char *objects = objects_json(links, n);
+  bool found = false;
   int rc;
 
-  rc = device_upsert(db, r, objects);
-  if (rc < 0)
-    goto out;
+  if (r->device_id > 0) {
+    rc = registration_set(db, r, objects, r->device_id, &found);
+    if (rc < 0 || found)
+      goto out;
+  }
   rc = db_stmt_get(
       db,
-      "INSERT OR REPLACE INTO registrations (device_id, location, "
-      "lwm2m_version, lifetime, binding, queue_mode, sms_number, alt_path, "
-      "content_format, peer_addr, security, identity, registered_at, "
-      "updated_at, expires_at) VALUES "
-      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+      "INSERT INTO devices (endpoint, created_at, last_seen_at, "
+      "lwm2m_version, objects, location, lifetime, binding, queue_mode, "
+      "sms_number, alt_path, content_format, peer_addr, security, identity, "
+      "registered_at, updated_at, expires_at) VALUES (?1, ?2, ?2, ?3, ?4, "
+      "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?2, ?15, ?16) "
+      "ON CONFLICT (endpoint) DO NOTHING",
       &st);
   if (rc < 0)
     goto out;
-  sqlite3_bind_int64(st, 1, r->device_id);
-  db_bind_text(st, 2, r->location);
-  db_bind_text(st, 3, r->lwm2m_version);
-  sqlite3_bind_int64(st, 4, r->lifetime);
-  db_bind_text(st, 5, r->binding);
-  sqlite3_bind_int(st, 6, r->queue_mode);
-  db_bind_text(st, 7, r->sms);
-  db_bind_text(st, 8, r->alt_path);
-  db_bind_text(st, 9, r->content_format);
-  db_bind_text(st, 10, r->peer);
-  db_bind_text(st, 11, r->security);
-  db_bind_text(st, 12, r->identity);
-  sqlite3_bind_int64(st, 13, r->registered_at);
-  sqlite3_bind_int64(st, 14, r->updated_at);
-  sqlite3_bind_int64(st, 15, r->expires_at);
-  rc = db_step_done(db, st, "registration save");
+  db_bind_text(st, 1, r->endpoint);
+  bind_registration(st, r, objects);
+  rc = db_step_done(db, st, "device insert");
+  if (rc < 0)
+    goto out;
+  if (sqlite3_changes(db->h) > 0) {
+    r->device_id = sqlite3_last_insert_rowid(db->h);
+    goto out;
+  }
+  /* Known already: the endpoint is taken. */
+  db_stmt_done(st);
+  st = NULL;
+  rc = db_device_id(db, r->endpoint, &r->device_id);
+  if (rc < 0)
+    goto out;
+  rc = registration_set(db, r, objects, r->device_id, &found);
 out:
   db_stmt_done(st);
   free(objects);
@@ -298,9 +286,10 @@ int db_registration_update(struct db *db, const struct db_registration *r)
   int rc;
 
   rc = db_stmt_get(db,
-                   "UPDATE registrations SET lifetime = ?2, binding = ?3, "
+                   "UPDATE devices SET lifetime = ?2, binding = ?3, "
                    "sms_number = ?4, queue_mode = ?5, peer_addr = ?6, "
-                   "updated_at = ?7, expires_at = ?8 WHERE device_id = ?1",
+                   "updated_at = ?7, expires_at = ?8, last_seen_at = ?7 "
+                   "WHERE id = ?1 AND location IS NOT NULL",
                    &st);
   if (rc < 0)
     goto out;
@@ -313,17 +302,6 @@ int db_registration_update(struct db *db, const struct db_registration *r)
   sqlite3_bind_int64(st, 7, r->updated_at);
   sqlite3_bind_int64(st, 8, r->expires_at);
   rc = db_step_done(db, st, "registration update");
-  if (rc < 0)
-    goto out;
-  db_stmt_done(st);
-  st = NULL;
-  rc = db_stmt_get(db, "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
-                   &st);
-  if (rc < 0)
-    goto out;
-  sqlite3_bind_int64(st, 1, r->device_id);
-  sqlite3_bind_int64(st, 2, r->updated_at);
-  rc = db_step_done(db, st, "device last seen");
 out:
   db_stmt_done(st);
   return rc;
@@ -334,7 +312,14 @@ int db_registration_delete(struct db *db, int64_t device_id)
   sqlite3_stmt *st = NULL;
   int rc;
 
-  rc = db_stmt_get(db, "DELETE FROM registrations WHERE device_id = ?1", &st);
+  rc = db_stmt_get(db,
+                   "UPDATE devices SET location = NULL, lifetime = NULL, "
+                   "binding = NULL, queue_mode = NULL, sms_number = NULL, "
+                   "alt_path = NULL, content_format = NULL, "
+                   "peer_addr = NULL, security = NULL, identity = NULL, "
+                   "registered_at = NULL, updated_at = NULL, "
+                   "expires_at = NULL WHERE id = ?1",
+                   &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
@@ -362,11 +347,10 @@ int db_registrations_load(struct db *db,
 
   rc = db_stmt_get(
       db,
-      "SELECT r.device_id, d.endpoint, r.location, r.lwm2m_version, "
-      "r.lifetime, r.binding, r.queue_mode, r.sms_number, r.alt_path, "
-      "r.content_format, r.peer_addr, r.security, r.identity, "
-      "r.registered_at, r.updated_at, r.expires_at, d.objects "
-      "FROM registrations r JOIN devices d ON d.id = r.device_id",
+      "SELECT id, endpoint, location, lwm2m_version, lifetime, binding, "
+      "queue_mode, sms_number, alt_path, content_format, peer_addr, "
+      "security, identity, registered_at, updated_at, expires_at, objects "
+      "FROM devices WHERE location IS NOT NULL",
       &st);
   if (rc < 0)
     goto out;
@@ -739,8 +723,7 @@ static int device_rows(struct db *db, sqlite3_stmt *st,
 
 #define DEVICE_COLUMNS                                                        \
   "SELECT d.id, d.endpoint, d.created_at, d.last_seen_at, "                   \
-  "d.lwm2m_version, r.device_id IS NOT NULL FROM devices d "                  \
-  "LEFT JOIN registrations r ON r.device_id = d.id "
+  "d.lwm2m_version, d.location IS NOT NULL FROM devices d "
 
 int db_devices_list(struct db *db, const char *prefix, int registered,
                     int object_id, const char *after_ep, int limit,
@@ -755,7 +738,7 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
       db,
       DEVICE_COLUMNS
       "WHERE (?1 IS NULL OR substr(d.endpoint, 1, length(?1)) = ?1) "
-      "AND (?2 < 0 OR (r.device_id IS NOT NULL) = ?2) "
+      "AND (?2 < 0 OR (d.location IS NOT NULL) = ?2) "
       "AND (?3 < 0 OR EXISTS (SELECT 1 FROM json_each(d.objects) "
       "WHERE value ->> 0 = ?3)) "
       "AND (?4 IS NULL OR d.endpoint > ?4) "
