@@ -43,6 +43,8 @@ set -u
 : "${PER_ADDR:=16384}"
 : "${FOTAD_LOG_LEVEL:=warn}"
 : "${RCVBUF:=64M}"
+# Which loads to run: any of a, b, c (e.g. PARTS=a for (a) alone).
+: "${PARTS:=a b c}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fotad-bench.XXXXXX") || exit 1
 FOTAD_PID=
@@ -312,7 +314,35 @@ echo "# host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576
 echo "# fotad: $FOTAD ($("$FOTAD" --version 2>&1 | head -n 1)), log_level $FOTAD_LOG_LEVEL, coap_udp_rcvbuf $RCVBUF"
 echo "# load: $RD_LOAD, one CON at a time per socket, at most $INFLIGHT in flight"
 
+# part X: true if load X is to run.
+part() {
+  case " $PARTS " in
+  *" $1 "*) return 0 ;;
+  *) return 1 ;;
+  esac
+}
+
+A_FOTAD="n/a"
+A_FOTAD_US="n/a"
+A_FOTAD_CPU="n/a"
+A_LOAD_CPU="n/a"
+A_COAPRD="n/a"
+A_COAPRD_US="n/a"
+A_RATIO="n/a"
+A_US_RATIO="n/a"
+B_FOTAD="n/a"
+B_FOTAD_US="n/a"
+B_FOTAD_CPU="n/a"
+B_LOAD_CPU="n/a"
+B_REG="n/a"
+B_COAPRD="n/a"
+B_COAPRD_NOTE="coap-rd not run"
+C_FOTAD_CPU="n/a"
+C_LOAD_CPU="n/a"
+MEM_TABLE=
+
 # --- (a) Register throughput ---------------------------------------------
+if part a; then
 NREG=$((REG_CLIENTS * REG_PER_CLIENT))
 A_ARGS="--phase register --regs-per-client $REG_PER_CLIENT \
 --max-inflight $INFLIGHT --adaptive --duration 120"
@@ -332,16 +362,10 @@ fotad_stop
 A_ROWS="(no sqlite3 shell)"
 if command -v sqlite3 >/dev/null 2>&1; then
   A_ROWS=$(sqlite3 "$WORK/a/state/fotad.db" \
-    'SELECT count(*) FROM registrations' 2>&1)
+    'SELECT count(*) FROM devices WHERE location IS NOT NULL' 2>&1)
 fi
-echo "fotad: $A_FOTAD_CPU s CPU ($A_FOTAD_US us per registration); rows in registrations after it stopped: $A_ROWS, of $A_FOTAD_OK registered"
+echo "fotad: $A_FOTAD_CPU s CPU ($A_FOTAD_US us per registration); registrations in the database after it stopped: $A_ROWS, of $A_FOTAD_OK registered"
 
-A_COAPRD="n/a"
-A_COAPRD_US="n/a"
-A_RATIO="n/a"
-A_US_RATIO="n/a"
-B_COAPRD="n/a"
-B_COAPRD_NOTE="coap-rd not run"
 if coaprd_start; then
   cpu0=$(cpu_s "$COAPRD_PID")
   run_procs a-rd "$REG_CLIENTS" 0 0 "$A_ARGS"
@@ -370,8 +394,10 @@ if coaprd_start; then
 else
   echo "coap-rd ($COAP_RD) not available, or no free port: comparison skipped"
 fi
+fi
 
 # --- (b) Update throughput -----------------------------------------------
+if part b; then
 B_ARGS="--phase both --updates-per-client $UPD_PER_CLIENT \
 --max-inflight $INFLIGHT --adaptive --duration $UPD_DURATION"
 echo
@@ -398,8 +424,10 @@ if [ -z "$B_COAPRD_NOTE" ] && coaprd_start; then
   B_COAPRD=$R_RATE
   coaprd_stop
 fi
+fi
 
 # --- (c) Memory per registered device ------------------------------------
+if part c; then
 echo
 echo "## (c) Resident memory per registered device, at $MEM_SIZES devices"
 fotad_start c
@@ -410,7 +438,6 @@ echo "fotad VmRSS before: $RSS0 kB"
 have=0
 regd_sum=0
 C_LOAD_CPU=0
-MEM_TABLE=
 step=0
 for n in $MEM_SIZES; do
   [ "$n" -gt "$have" ] || continue
@@ -439,6 +466,7 @@ done
 C_FOTAD_CPU=$(calc 'b - a' a="$cpu0" b="$(cpu_s "$FOTAD_PID")")
 stop_loads
 fotad_stop
+fi
 
 # --- Summary -------------------------------------------------------------
 # verdict VALUE OP TARGET: "met", "MISSED" or "-" when there is no value.

@@ -461,6 +461,23 @@ static int exec_setup(sqlite3 *h, const char *path, const char *sql, char *err,
   return db_errno(src);
 }
 
+/*
+ * Library-wide settings, before SQLite initialises itself (the first open
+ * does that); later calls would be refused, so only the first open tries.
+ * Memory statistics take a global mutex around every allocation, and
+ * fotad reads none of them.
+ */
+static void configure_library(void)
+{
+  static bool done;
+
+  if (done)
+    return;
+  done = true;
+  /* SQLITE_MISUSE if something initialised SQLite first: harmless. */
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 struct db *db_open(const char *path, int busy_timeout_ms, char *err,
                    size_t errlen)
 {
@@ -482,6 +499,7 @@ struct db *db_open(const char *path, int busy_timeout_ms, char *err,
     goto out;
   }
 
+  configure_library();
   src = sqlite3_open_v2(
       path, &h,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -104,6 +104,8 @@ struct db_object_link {
 /*
  * Creates the device if new (setting r->device_id either way) and stores
  * r as its one registration, replacing any earlier one, with its objects.
+ * r->device_id > 0 on input names the device, if the caller knows it
+ * (a lookup less); 0 finds or creates it by endpoint.
  */
 int db_registration_save(struct db *db, struct db_registration *r,
                          const struct db_object_link *links, size_t n);
@@ -278,7 +280,13 @@ int db_events_list(struct db *db, int64_t after_id, int64_t max_id, int limit,
                    db_event_cb *cb, void *arg);
 /* The id of the newest event (0 when there is none). */
 int db_events_last_id(struct db *db, int64_t *id);
-/* Deletes at most limit events older than before (Unix ms); sets *n. */
+/*
+ * Deletes those of the limit oldest events (by id) that are older than
+ * before (Unix ms); sets *n. Events are written in time order, so this is
+ * the oldest ones; n == limit means that there may be more. An event
+ * stamped out of order (the clock stepped back) goes when the oldest
+ * events around it do.
+ */
 int db_events_purge(struct db *db, int64_t before, int limit, int64_t *n);
 /*
  * A counter of timeline rows inserted through this handle since it was

@@ -37,136 +37,246 @@ out:
   return rc;
 }
 
-/* Creates the device row if missing and refreshes what it advertises;
- * *fresh tells whether it was created now. */
-static int device_upsert(struct db *db, struct db_registration *r, bool *fresh)
-{
-  sqlite3_stmt *st = NULL;
-  int rc, src;
+struct link_ref {
+  const struct db_object_link *l;
+  size_t pos;
+};
 
-  rc = db_stmt_get(db,
-                   "INSERT INTO devices (endpoint, created_at, last_seen_at, "
-                   "lwm2m_version) VALUES (?1, ?2, ?2, ?3) "
-                   "ON CONFLICT (endpoint) DO UPDATE SET "
-                   "last_seen_at = excluded.last_seen_at, "
-                   "lwm2m_version = excluded.lwm2m_version "
-                   "RETURNING id, created_at = ?2",
-                   &st);
-  if (rc < 0)
-    goto out;
-  db_bind_text(st, 1, r->endpoint);
-  sqlite3_bind_int64(st, 2, r->registered_at);
-  db_bind_text(st, 3, r->lwm2m_version);
-  src = sqlite3_step(st);
-  if (src != SQLITE_ROW) {
-    log_err("%s: device upsert: %s", db_path(db), sqlite3_errmsg(db->h));
-    rc = db_errno(src);
-    goto out;
-  }
-  r->device_id = sqlite3_column_int64(st, 0);
-  *fresh = sqlite3_column_int(st, 1) != 0;
-  /* RETURNING rows must be stepped to the end before the reset. */
-  src = sqlite3_step(st);
-  if (src != SQLITE_DONE) {
-    rc = db_errno(src);
-    goto out;
-  }
-out:
-  db_stmt_done(st);
-  return rc;
+/* Object, instance, then position in the payload. */
+static int link_ref_cmp(const void *a, const void *b)
+{
+  const struct link_ref *x = a, *y = b;
+
+  if (x->l->oid != y->l->oid)
+    return x->l->oid < y->l->oid ? -1 : 1;
+  if (x->l->iid != y->l->iid)
+    return x->l->iid < y->l->iid ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* Inserts object links; the device has none stored yet. */
-static int objects_insert(struct db *db, int64_t device_id,
-                          const struct db_object_link *links, size_t n)
+/* Appends s as the inside of a JSON string; p has room for 6 bytes per
+ * byte of s. */
+static char *json_escape(char *p, const char *s)
 {
-  sqlite3_stmt *st = NULL;
-  int rc = 0;
+  static const char hex[] = "0123456789abcdef";
 
-  if (n == 0)
-    return 0;
-  rc = db_stmt_get(db,
-                   "INSERT OR REPLACE INTO object_instances (device_id, "
-                   "object_id, instance_id, object_version) "
-                   "VALUES (?1, ?2, ?3, ?4)",
-                   &st);
-  if (rc < 0)
-    goto out;
-  for (size_t i = 0; i < n; i++) {
-    db_stmt_done(st);
-    sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int(st, 2, links[i].oid);
-    sqlite3_bind_int(st, 3, links[i].iid);
-    db_bind_text(st, 4, links[i].version);
-    rc = db_step_done(db, st, "object insert");
-    if (rc < 0)
-      goto out;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+    } else if (c < 0x20) {
+      memcpy(p, "\\u00", 4);
+      p[4] = hex[c >> 4];
+      p[5] = hex[c & 15];
+      p += 6;
+    } else {
+      *p++ = (char)c;
+    }
   }
-out:
-  db_stmt_done(st);
-  return rc;
+  return p;
+}
+
+/* Appends v in decimal (snprintf costs more than the rest of
+ * objects_json()). */
+static char *put_uint(char *p, unsigned v)
+{
+  char digits[10];
+  size_t n = 0;
+
+  do {
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  while (n > 0)
+    *p++ = digits[--n];
+  return p;
+}
+
+/*
+ * The devices.objects text for n links (see the schema): sorted by object
+ * and instance, and where a payload names one twice, the last wins (as a
+ * row per link replaced by its key did). Returns a new string.
+ */
+static char *objects_json(const struct db_object_link *links, size_t n)
+{
+  struct link_ref *refs = NULL;
+  size_t cap = 3, i;
+  bool sorted = true;
+  char *out, *p;
+
+  for (i = 0; i < n; i++) {
+    /* "[65535,65534,\"" ... "\"]," */
+    cap += 20 + (links[i].version ? 6 * strlen(links[i].version) : 0);
+    if (i > 0 && (links[i].oid < links[i - 1].oid ||
+                  (links[i].oid == links[i - 1].oid &&
+                   links[i].iid <= links[i - 1].iid)))
+      sorted = false;
+  }
+  /* Devices list their objects in order: sort only when they do not. */
+  if (!sorted) {
+    refs = xmalloc(n * sizeof(*refs));
+    for (i = 0; i < n; i++)
+      refs[i] = (struct link_ref){.l = &links[i], .pos = i};
+    qsort(refs, n, sizeof(*refs), link_ref_cmp);
+  }
+  p = out = xmalloc(cap);
+  *p++ = '[';
+  for (i = 0; i < n; i++) {
+    const struct db_object_link *l = refs ? refs[i].l : &links[i];
+    const struct db_object_link *next =
+        i + 1 < n ? (refs ? refs[i + 1].l : &links[i + 1]) : NULL;
+
+    if (next && next->oid == l->oid && next->iid == l->iid)
+      continue;
+    if (p[-1] != '[')
+      *p++ = ',';
+    *p++ = '[';
+    p = put_uint(p, l->oid);
+    *p++ = ',';
+    if (l->iid < 0) {
+      memcpy(p, "null", 4);
+      p += 4;
+    } else {
+      p = put_uint(p, (unsigned)l->iid);
+    }
+    if (l->version) {
+      *p++ = ',';
+      *p++ = '"';
+      p = json_escape(p, l->version);
+      *p++ = '"';
+    }
+    *p++ = ']';
+  }
+  *p++ = ']';
+  *p = '\0';
+  free(refs);
+  return out;
 }
 
 int db_objects_replace(struct db *db, int64_t device_id,
                        const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
+  char *objects = objects_json(links, n);
   int rc;
 
-  rc = db_stmt_get(db, "DELETE FROM object_instances WHERE device_id = ?1",
-                   &st);
+  rc = db_stmt_get(db, "UPDATE devices SET objects = ?2 WHERE id = ?1", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
-  rc = db_step_done(db, st, "objects delete");
+  db_bind_text(st, 2, objects);
+  rc = db_step_done(db, st, "objects update");
 out:
   db_stmt_done(st);
-  return rc < 0 ? rc : objects_insert(db, device_id, links, n);
+  free(objects);
+  return rc;
 }
 
+/*
+ * The registration columns of the device row, in the order both
+ * statements below bind them: ?1 is the device's endpoint (insert) or id
+ * (update).
+ */
+#define REG_SET                                                               \
+  "last_seen_at = ?2, lwm2m_version = ?3, objects = ?4, location = ?5, "      \
+  "lifetime = ?6, binding = ?7, queue_mode = ?8, sms_number = ?9, "           \
+  "alt_path = ?10, content_format = ?11, peer_addr = ?12, security = ?13, "   \
+  "identity = ?14, registered_at = ?2, updated_at = ?15, expires_at = ?16 "
+
+static void bind_registration(sqlite3_stmt *st,
+                              const struct db_registration *r,
+                              const char *objects)
+{
+  sqlite3_bind_int64(st, 2, r->registered_at);
+  db_bind_text(st, 3, r->lwm2m_version);
+  db_bind_text(st, 4, objects);
+  db_bind_text(st, 5, r->location);
+  sqlite3_bind_int64(st, 6, r->lifetime);
+  db_bind_text(st, 7, r->binding);
+  sqlite3_bind_int(st, 8, r->queue_mode);
+  db_bind_text(st, 9, r->sms);
+  db_bind_text(st, 10, r->alt_path);
+  db_bind_text(st, 11, r->content_format);
+  db_bind_text(st, 12, r->peer);
+  db_bind_text(st, 13, r->security);
+  db_bind_text(st, 14, r->identity);
+  sqlite3_bind_int64(st, 15, r->updated_at);
+  sqlite3_bind_int64(st, 16, r->expires_at);
+}
+
+/* Stores the registration in the row of device id; *found tells whether
+ * the row is there. */
+static int registration_set(struct db *db, const struct db_registration *r,
+                            const char *objects, int64_t id, bool *found)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  *found = false;
+  rc = db_stmt_get(db, "UPDATE devices SET " REG_SET "WHERE id = ?1", &st);
+  if (rc < 0)
+    goto out;
+  sqlite3_bind_int64(st, 1, id);
+  bind_registration(st, r, objects);
+  rc = db_step_done(db, st, "registration save");
+  if (rc == 0)
+    *found = sqlite3_changes(db->h) > 0;
+out:
+  db_stmt_done(st);
+  return rc;
+}
+
+/*
+ * A new device is one INSERT; a known one an UPDATE by id, looked up by
+ * endpoint only when the caller does not know it. An upsert with
+ * RETURNING would do either in one statement, but SQLite collects
+ * RETURNING rows in a temporary B-tree, which costs more than these.
+ */
 int db_registration_save(struct db *db, struct db_registration *r,
                          const struct db_object_link *links, size_t n)
 {
   sqlite3_stmt *st = NULL;
-  bool fresh = false;
+  char *objects = objects_json(links, n);
+  bool found = false;
   int rc;
 
-  rc = device_upsert(db, r, &fresh);
-  if (rc < 0)
-    goto out;
+  if (r->device_id > 0) {
+    rc = registration_set(db, r, objects, r->device_id, &found);
+    if (rc < 0 || found)
+      goto out;
+  }
   rc = db_stmt_get(
       db,
-      "INSERT OR REPLACE INTO registrations (device_id, location, "
-      "lwm2m_version, lifetime, binding, queue_mode, sms_number, alt_path, "
-      "content_format, peer_addr, security, identity, registered_at, "
-      "updated_at, expires_at) VALUES "
-      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+      "INSERT INTO devices (endpoint, created_at, last_seen_at, "
+      "lwm2m_version, objects, location, lifetime, binding, queue_mode, "
+      "sms_number, alt_path, content_format, peer_addr, security, identity, "
+      "registered_at, updated_at, expires_at) VALUES (?1, ?2, ?2, ?3, ?4, "
+      "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?2, ?15, ?16) "
+      "ON CONFLICT (endpoint) DO NOTHING",
       &st);
   if (rc < 0)
     goto out;
-  sqlite3_bind_int64(st, 1, r->device_id);
-  db_bind_text(st, 2, r->location);
-  db_bind_text(st, 3, r->lwm2m_version);
-  sqlite3_bind_int64(st, 4, r->lifetime);
-  db_bind_text(st, 5, r->binding);
-  sqlite3_bind_int(st, 6, r->queue_mode);
-  db_bind_text(st, 7, r->sms);
-  db_bind_text(st, 8, r->alt_path);
-  db_bind_text(st, 9, r->content_format);
-  db_bind_text(st, 10, r->peer);
-  db_bind_text(st, 11, r->security);
-  db_bind_text(st, 12, r->identity);
-  sqlite3_bind_int64(st, 13, r->registered_at);
-  sqlite3_bind_int64(st, 14, r->updated_at);
-  sqlite3_bind_int64(st, 15, r->expires_at);
-  rc = db_step_done(db, st, "registration save");
+  db_bind_text(st, 1, r->endpoint);
+  bind_registration(st, r, objects);
+  rc = db_step_done(db, st, "device insert");
   if (rc < 0)
     goto out;
-  /* A new device has no objects to replace. */
-  rc = fresh ? objects_insert(db, r->device_id, links, n)
-             : db_objects_replace(db, r->device_id, links, n);
+  if (sqlite3_changes(db->h) > 0) {
+    r->device_id = sqlite3_last_insert_rowid(db->h);
+    goto out;
+  }
+  /* Known already: the endpoint is taken. */
+  db_stmt_done(st);
+  st = NULL;
+  rc = db_device_id(db, r->endpoint, &r->device_id);
+  if (rc < 0)
+    goto out;
+  rc = registration_set(db, r, objects, r->device_id, &found);
 out:
   db_stmt_done(st);
+  free(objects);
   return rc;
 }
 
@@ -176,9 +286,10 @@ int db_registration_update(struct db *db, const struct db_registration *r)
   int rc;
 
   rc = db_stmt_get(db,
-                   "UPDATE registrations SET lifetime = ?2, binding = ?3, "
+                   "UPDATE devices SET lifetime = ?2, binding = ?3, "
                    "sms_number = ?4, queue_mode = ?5, peer_addr = ?6, "
-                   "updated_at = ?7, expires_at = ?8 WHERE device_id = ?1",
+                   "updated_at = ?7, expires_at = ?8, last_seen_at = ?7 "
+                   "WHERE id = ?1 AND location IS NOT NULL",
                    &st);
   if (rc < 0)
     goto out;
@@ -191,17 +302,6 @@ int db_registration_update(struct db *db, const struct db_registration *r)
   sqlite3_bind_int64(st, 7, r->updated_at);
   sqlite3_bind_int64(st, 8, r->expires_at);
   rc = db_step_done(db, st, "registration update");
-  if (rc < 0)
-    goto out;
-  db_stmt_done(st);
-  st = NULL;
-  rc = db_stmt_get(db, "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
-                   &st);
-  if (rc < 0)
-    goto out;
-  sqlite3_bind_int64(st, 1, r->device_id);
-  sqlite3_bind_int64(st, 2, r->updated_at);
-  rc = db_step_done(db, st, "device last seen");
 out:
   db_stmt_done(st);
   return rc;
@@ -212,7 +312,14 @@ int db_registration_delete(struct db *db, int64_t device_id)
   sqlite3_stmt *st = NULL;
   int rc;
 
-  rc = db_stmt_get(db, "DELETE FROM registrations WHERE device_id = ?1", &st);
+  rc = db_stmt_get(db,
+                   "UPDATE devices SET location = NULL, lifetime = NULL, "
+                   "binding = NULL, queue_mode = NULL, sms_number = NULL, "
+                   "alt_path = NULL, content_format = NULL, "
+                   "peer_addr = NULL, security = NULL, identity = NULL, "
+                   "registered_at = NULL, updated_at = NULL, "
+                   "expires_at = NULL WHERE id = ?1",
+                   &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
@@ -221,6 +328,10 @@ out:
   db_stmt_done(st);
   return rc;
 }
+
+/* The links of a devices.objects text, one row each, from json_each (in
+ * array order, which is object and instance order). */
+#define OBJECT_COLUMNS "value ->> 0, coalesce(value ->> 1, -1), value ->> 2 "
 
 int db_registrations_load(struct db *db,
                           void (*cb)(void *arg,
@@ -236,19 +347,14 @@ int db_registrations_load(struct db *db,
 
   rc = db_stmt_get(
       db,
-      "SELECT r.device_id, d.endpoint, r.location, r.lwm2m_version, "
-      "r.lifetime, r.binding, r.queue_mode, r.sms_number, r.alt_path, "
-      "r.content_format, r.peer_addr, r.security, r.identity, "
-      "r.registered_at, r.updated_at, r.expires_at "
-      "FROM registrations r JOIN devices d ON d.id = r.device_id",
+      "SELECT id, endpoint, location, lwm2m_version, lifetime, binding, "
+      "queue_mode, sms_number, alt_path, content_format, peer_addr, "
+      "security, identity, registered_at, updated_at, expires_at, objects "
+      "FROM devices WHERE location IS NOT NULL",
       &st);
   if (rc < 0)
     goto out;
-  rc = db_stmt_get(db,
-                   "SELECT object_id, instance_id, object_version FROM "
-                   "object_instances WHERE device_id = ?1 "
-                   "ORDER BY object_id, instance_id",
-                   &ob);
+  rc = db_stmt_get(db, "SELECT " OBJECT_COLUMNS "FROM json_each(?1)", &ob);
   if (rc < 0)
     goto out;
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -272,8 +378,7 @@ int db_registrations_load(struct db *db,
     };
     size_t n = 0;
 
-    db_stmt_done(ob);
-    sqlite3_bind_int64(ob, 1, r.device_id);
+    db_bind_text(ob, 1, db_col_text(st, 16));
     while ((src = sqlite3_step(ob)) == SQLITE_ROW) {
       if (n == cap) {
         cap = cap ? cap * 2 : 16;
@@ -281,15 +386,23 @@ int db_registrations_load(struct db *db,
       }
       links[n].oid = (uint16_t)sqlite3_column_int(ob, 0);
       links[n].iid = sqlite3_column_int(ob, 1);
-      links[n].version = db_col_text(ob, 2);
+      /* Copied: json_each's values last only until its next row. */
+      links[n].version = sqlite3_column_type(ob, 2) == SQLITE_NULL
+                             ? NULL
+                             : xstrdup(db_col_text(ob, 2));
       n++;
     }
+    if (src == SQLITE_DONE)
+      cb(arg, &r, links, n);
+    /* Before st moves on: ob's argument is st's column. */
+    db_stmt_done(ob);
+    for (size_t i = 0; i < n; i++)
+      free((char *)links[i].version);
     if (src != SQLITE_DONE) {
       log_err("%s: objects load: %s", db_path(db), sqlite3_errmsg(db->h));
       rc = db_errno(src);
       goto out;
     }
-    cb(arg, &r, links, n);
   }
   if (src != SQLITE_DONE) {
     log_err("%s: registrations load: %s", db_path(db), sqlite3_errmsg(db->h));
@@ -610,8 +723,7 @@ static int device_rows(struct db *db, sqlite3_stmt *st,
 
 #define DEVICE_COLUMNS                                                        \
   "SELECT d.id, d.endpoint, d.created_at, d.last_seen_at, "                   \
-  "d.lwm2m_version, r.device_id IS NOT NULL FROM devices d "                  \
-  "LEFT JOIN registrations r ON r.device_id = d.id "
+  "d.lwm2m_version, d.location IS NOT NULL FROM devices d "
 
 int db_devices_list(struct db *db, const char *prefix, int registered,
                     int object_id, const char *tag, const char *after_ep,
@@ -627,9 +739,9 @@ int db_devices_list(struct db *db, const char *prefix, int registered,
       db,
       DEVICE_COLUMNS
       "WHERE (?1 IS NULL OR substr(d.endpoint, 1, length(?1)) = ?1) "
-      "AND (?2 < 0 OR (r.device_id IS NOT NULL) = ?2) "
-      "AND (?3 < 0 OR EXISTS (SELECT 1 FROM object_instances o "
-      "WHERE o.device_id = d.id AND o.object_id = ?3)) "
+      "AND (?2 < 0 OR (d.location IS NOT NULL) = ?2) "
+      "AND (?3 < 0 OR EXISTS (SELECT 1 FROM json_each(d.objects) "
+      "WHERE value ->> 0 = ?3)) "
       "AND (?4 IS NULL OR d.endpoint > ?4) "
       "AND (?6 IS NULL OR EXISTS (SELECT 1 FROM device_tags t "
       "WHERE t.device_id = d.id AND t.tag = ?6)) "
@@ -675,9 +787,8 @@ int db_device_objects(struct db *db, int64_t device_id,
   int rc, src;
 
   rc = db_stmt_get(db,
-                   "SELECT object_id, instance_id, object_version FROM "
-                   "object_instances WHERE device_id = ?1 "
-                   "ORDER BY object_id, instance_id",
+                   "SELECT " OBJECT_COLUMNS
+                   "FROM devices d, json_each(d.objects) WHERE d.id = ?1",
                    &st);
   if (rc < 0)
     goto out;

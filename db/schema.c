@@ -28,6 +28,25 @@
 #include "common/common.h"
 
 static const char migration_1[] =
+    /*
+     * A device, with its live registration if it has one (at most one):
+     * the registration columns, location to expires_at, are set by a
+     * Register and cleared when the registration ends. In the device row
+     * rather than a table of their own because a Register writes the
+     * device row anyway; one row costs one statement and one B-tree.
+     *
+     * lwm2m_version is that of the last registration. objects holds the
+     * object links of the last registration payload (or Update with a
+     * payload), in object and instance order, as a JSON array of
+     * [object, instance, version]: instance is null for a link to an
+     * object without instances (</5>), version is there only when the
+     * link has a ver attribute; the device keeps them when it
+     * deregisters. lifetime is in seconds; content_format is the ct
+     * attribute of the root link as sent (one number or a space-separated
+     * list); identity is the DTLS identity the device registered with
+     * (PSK identity, certificate subject or key), checked again on Update
+     * and De-register.
+     */
     "CREATE TABLE devices (\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  endpoint TEXT NOT NULL UNIQUE CHECK (endpoint <> ''),\n"
@@ -36,7 +55,31 @@ static const char migration_1[] =
     "  lwm2m_version TEXT,\n"
     "  manufacturer TEXT,\n"
     "  model TEXT,\n"
-    "  firmware_version TEXT\n"
+    "  firmware_version TEXT,\n"
+    "  objects TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(objects)),\n"
+    "  location TEXT CHECK (location <> ''),\n"
+    "  lifetime INTEGER CHECK (lifetime > 0),\n"
+    "  binding TEXT,\n"
+    "  queue_mode INTEGER CHECK (queue_mode IN (0, 1)),\n"
+    "  sms_number TEXT,\n"
+    "  alt_path TEXT,\n"
+    "  content_format TEXT,\n"
+    "  peer_addr TEXT,\n"
+    /* Not "IN (...)": SQLite checks an IN list of more than two values
+     * against a temporary B-tree it builds for every row written. */
+    "  security TEXT\n"
+    "    CHECK (security = 'nosec' OR security = 'psk' OR security = 'rpk'\n"
+    "      OR security = 'x509'),\n"
+    "  identity TEXT,\n"
+    "  registered_at INTEGER,\n"
+    "  updated_at INTEGER,\n"
+    "  expires_at INTEGER,\n"
+    /* A registration is whole. */
+    "  CHECK (location IS NULL OR (lwm2m_version IS NOT NULL\n"
+    "    AND lifetime IS NOT NULL AND binding IS NOT NULL\n"
+    "    AND queue_mode IS NOT NULL AND peer_addr IS NOT NULL\n"
+    "    AND security IS NOT NULL AND registered_at IS NOT NULL\n"
+    "    AND updated_at IS NOT NULL AND expires_at IS NOT NULL))\n"
     ") STRICT;\n"
 
     "CREATE TABLE device_tags (\n"
@@ -47,47 +90,6 @@ static const char migration_1[] =
     ") STRICT, WITHOUT ROWID;\n"
     /* Rollout targets are chosen by tag. */
     "CREATE INDEX device_tags_tag ON device_tags(tag, device_id);\n"
-
-    /*
-     * The live registration of a device, at most one. lifetime is in
-     * seconds; content_format is the ct attribute of the root link as sent
-     * (one number or a space-separated list); identity is the DTLS
-     * identity the device registered with (PSK identity, certificate
-     * subject or key), checked again on Update and De-register.
-     */
-    "CREATE TABLE registrations (\n"
-    "  device_id INTEGER PRIMARY KEY\n"
-    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
-    "  location TEXT NOT NULL CHECK (location <> ''),\n"
-    "  lwm2m_version TEXT NOT NULL,\n"
-    "  lifetime INTEGER NOT NULL CHECK (lifetime > 0),\n"
-    "  binding TEXT NOT NULL DEFAULT 'U',\n"
-    "  queue_mode INTEGER NOT NULL DEFAULT 0 CHECK (queue_mode IN (0, 1)),\n"
-    "  sms_number TEXT,\n"
-    "  alt_path TEXT,\n"
-    "  content_format TEXT,\n"
-    "  peer_addr TEXT NOT NULL,\n"
-    "  security TEXT NOT NULL\n"
-    "    CHECK (security IN ('nosec', 'psk', 'rpk', 'x509')),\n"
-    "  identity TEXT,\n"
-    "  registered_at INTEGER NOT NULL,\n"
-    "  updated_at INTEGER NOT NULL,\n"
-    "  expires_at INTEGER NOT NULL\n"
-    ") STRICT;\n"
-
-    /*
-     * The object links of the last registration payload: </O/I> rows, and
-     * </O> (an object without instances) with instance_id -1.
-     */
-    "CREATE TABLE object_instances (\n"
-    "  device_id INTEGER NOT NULL\n"
-    "    REFERENCES devices(id) ON DELETE CASCADE,\n"
-    "  object_id INTEGER NOT NULL CHECK (object_id BETWEEN 0 AND 65535),\n"
-    "  instance_id INTEGER NOT NULL\n"
-    "    CHECK (instance_id BETWEEN -1 AND 65534),\n"
-    "  object_version TEXT,\n"
-    "  PRIMARY KEY (device_id, object_id, instance_id)\n"
-    ") STRICT, WITHOUT ROWID;\n"
 
     /*
      * One updatable component: an instance of 33629 (Advanced Firmware
@@ -340,8 +342,7 @@ static const char migration_1[] =
     "id) WHERE rollout_id IS NOT NULL;\n"
     "CREATE INDEX timeline_events_job ON timeline_events(job_id, id) "
     "WHERE job_id IS NOT NULL;\n"
-    /* The retention sweep deletes by age. */
-    "CREATE INDEX timeline_events_at ON timeline_events(at);\n"
+    /* No index on at: the retention sweep goes by id (db_events_purge). */
 
     /*
      * DTLS credentials, provisioned per endpoint before the device ever

@@ -366,6 +366,9 @@ struct rd_query {
   char b[8];
   char sms[32];
 };
+_Static_assert(sizeof(((struct rd_query *)0)->b) ==
+                   sizeof(((struct srv_reg *)0)->binding),
+               "a binding is copied whole from the query");
 
 /* Copies an option value into dst as a string; false if it does not fit
  * or holds bytes that have no place in a query value. */
@@ -416,7 +419,7 @@ static int parse_query(const coap_pdu_t *pdu, struct rd_query *q, char *err,
         snprintf(err, errlen, "ep: missing, empty or given twice");
         return -EINVAL;
       }
-      snprintf(q->ep, sizeof(q->ep), "%s", val);
+      memcpy(q->ep, val, strlen(val) + 1); /* same size */
       q->has_ep = true;
     } else if (strcmp(key, "lt") == 0) {
       if (q->has_lt || !has_val ||
@@ -599,6 +602,7 @@ static void handle_register(struct srv *srv, coap_session_t *session,
   struct rd_payload p = {0};
   struct db_registration dr;
   struct srv_reg *reg = NULL, *old;
+  int64_t device_id = 0;
   const uint8_t *data;
   size_t len;
   char err[256];
@@ -664,14 +668,19 @@ static void handle_register(struct srv *srv, coap_session_t *session,
   old = srv_reg_find(srv, q.ep);
   if (old) {
     replaced = true;
+    device_id = old->device_id;
     reg_remove(old, "replaced");
   }
 
   reg = xcalloc(1, sizeof(*reg));
   reg->srv = srv;
+  /* Saves the database a lookup of the device. */
+  reg->device_id = device_id;
   reg->ep = xstrdup(q.ep);
-  snprintf(reg->version, sizeof(reg->version), "%s", q.lwm2m);
-  snprintf(reg->binding, sizeof(reg->binding), "%s", q.b);
+  /* Checked above: "1.0", "1.1" or "1.2", and a binding of the same
+   * size. */
+  memcpy(reg->version, q.lwm2m, sizeof(reg->version));
+  memcpy(reg->binding, q.b, sizeof(reg->binding));
   reg->queue_mode = queue || q.queue;
   reg->lifetime = q.lt;
   reg->sms = q.has_sms ? xstrdup(q.sms) : NULL;

@@ -27,10 +27,9 @@ static char tmpdir[PATH_MAX];
 
 /* The tables migration 1 creates; later migrations only add to this. */
 static const char *const tables[] = {
-    "devices",    "device_tags",    "registrations",   "object_instances",
-    "components", "packages",       "rollouts",        "rollout_packages",
-    "jobs",       "job_components", "timeline_events", "credentials",
-    "api_tokens",
+    "devices",         "device_tags",      "components", "packages",
+    "rollouts",        "rollout_packages", "jobs",       "job_components",
+    "timeline_events", "credentials",      "api_tokens",
 };
 
 static char *tmp_path(const char *name)
@@ -311,16 +310,14 @@ static void test_schema_rules(void)
 
   is_int(
       exec(db,
-           "INSERT INTO devices(id, endpoint, created_at) "
-           "VALUES (1, 'dev1', 1), (2, 'dev2', 1);"
+           "INSERT INTO devices(id, endpoint, created_at, objects, "
+           "location, lwm2m_version, lifetime, binding, queue_mode, "
+           "peer_addr, security, registered_at, updated_at, expires_at) "
+           "VALUES (1, 'dev1', 1, '[[5,null],[33629,0,\"1.0\"]]', 'r1', "
+           "'1.1', 60, 'U', 0, '127.0.0.1:5683', 'psk', 1, 1, 61),"
+           "(2, 'dev2', 1, '[]', 'r2', '1.1', 60, 'U', 0, "
+           "'127.0.0.1:5684', 'nosec', 1, 1, 61);"
            "INSERT INTO device_tags VALUES (1, 'eu'), (2, 'eu');"
-           "INSERT INTO registrations(device_id, location, "
-           "lwm2m_version, lifetime, peer_addr, security, "
-           "registered_at, updated_at, expires_at) VALUES "
-           "(1, 'r1', '1.1', 60, '127.0.0.1:5683', 'psk', 1, 1, 61),"
-           "(2, 'r2', '1.1', 60, '127.0.0.1:5684', 'nosec', 1, 1, 61);"
-           "INSERT INTO object_instances VALUES (1, 33629, 0, '1.0'),"
-           "(1, 5, -1, NULL);"
            "INSERT INTO components(id, device_id, object_id, "
            "instance_id, name, protocols, updated_at) VALUES "
            "(10, 1, 33629, 0, 'app', '[0,1]', 1);"
@@ -345,14 +342,10 @@ static void test_schema_rules(void)
   /* Cascades. */
   is_int(exec(db, "DELETE FROM devices WHERE id = 1"), SQLITE_OK,
          "delete device 1");
-  is_int(q_int(db, "SELECT count(*) FROM registrations WHERE device_id = 1"),
-         0, "its registration is gone");
-  is_int(q_int(db, "SELECT count(*) FROM registrations"), 1,
-         "the other device's registration stays");
+  is_int(q_int(db, "SELECT count(*) FROM devices WHERE location IS NOT NULL"),
+         1, "the other device's registration stays");
   is_int(q_int(db, "SELECT count(*) FROM device_tags WHERE device_id = 1"), 0,
          "its tags are gone");
-  is_int(q_int(db, "SELECT count(*) FROM object_instances"), 0,
-         "its object instances are gone");
   is_int(q_int(db, "SELECT count(*) FROM components"), 0,
          "its components are gone");
   is_int(q_int(db, "SELECT count(*) FROM jobs"), 0, "its jobs are gone");
@@ -364,12 +357,6 @@ static void test_schema_rules(void)
          1, "its timeline event stays, unlinked");
 
   /* Foreign keys enforced. */
-  is_int(exec(db, "INSERT INTO registrations(device_id, location, "
-                  "lwm2m_version, lifetime, peer_addr, security, "
-                  "registered_at, updated_at, expires_at) VALUES "
-                  "(999, 'r9', '1.1', 60, 'x', 'nosec', 1, 1, 61)"),
-         SQLITE_CONSTRAINT_FOREIGNKEY,
-         "a registration of an unknown device is refused");
   /* SQLite reports a RESTRICT violation as SQLITE_CONSTRAINT_TRIGGER. */
   is_int(exec(db, "DELETE FROM packages WHERE id = 20") & 0xff,
          SQLITE_CONSTRAINT, "a package used by a rollout cannot be deleted");
@@ -392,9 +379,18 @@ static void test_schema_rules(void)
   is_int(exec(db, "INSERT INTO devices(endpoint, created_at) "
                   "VALUES ('dev2', 1)"),
          SQLITE_CONSTRAINT_UNIQUE, "endpoints are unique");
-  is_int(exec(db, "UPDATE registrations SET security = 'tls'"),
+  is_int(exec(db, "UPDATE devices SET security = 'tls' WHERE id = 2"),
          SQLITE_CONSTRAINT_CHECK, "unknown security mode refused");
-  is_int(exec(db, "UPDATE registrations SET queue_mode = 2"),
+  is_int(exec(db, "UPDATE devices SET security = 'x509' WHERE id = 2"),
+         SQLITE_OK, "known security modes accepted");
+  is_int(exec(db, "UPDATE devices SET peer_addr = NULL WHERE id = 2"),
+         SQLITE_CONSTRAINT_CHECK, "a registration is whole");
+  is_int(exec(db, "INSERT INTO devices(endpoint, created_at, location) "
+                  "VALUES ('half', 1, 'r3')"),
+         SQLITE_CONSTRAINT_CHECK, "... from the start");
+  is_int(exec(db, "UPDATE devices SET objects = '[[1,0]'"),
+         SQLITE_CONSTRAINT_CHECK, "a device's object list is JSON");
+  is_int(exec(db, "UPDATE devices SET queue_mode = 2 WHERE id = 2"),
          SQLITE_CONSTRAINT_CHECK, "queue_mode is 0 or 1");
   is_int(exec(db, "INSERT INTO components(device_id, object_id, "
                   "instance_id, updated_at) VALUES (2, 3, 0, 1)"),

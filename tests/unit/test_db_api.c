@@ -2,7 +2,8 @@
  * The db queries behind the REST API's conventions: tokens (hashes only),
  * the audit log, the event store and its retention, idempotent replies,
  * the action savepoints (alone and inside an open transaction), and the
- * transaction latency histogram.
+ * transaction latency histogram; and registrations with their object
+ * lists, as the registry stores them and the API reads them back.
  */
 #include "db/db.h"
 
@@ -255,6 +256,115 @@ static void test_actions(struct db *db)
      "the outer transaction is timed, the nested action not again");
 }
 
+struct objs_seen {
+  int n;
+  char text[256];
+};
+
+static void got_object(void *arg, const struct db_object_link *l)
+{
+  struct objs_seen *s = arg;
+  size_t len = strlen(s->text);
+
+  s->n++;
+  snprintf(s->text + len, sizeof(s->text) - len, "%s%u/%d%s%s", len ? " " : "",
+           (unsigned)l->oid, (int)l->iid, l->version ? "@" : "",
+           l->version ? l->version : "");
+}
+
+static void got_device(void *arg, const struct db_device *d)
+{
+  struct objs_seen *s = arg;
+  size_t len = strlen(s->text);
+
+  s->n++;
+  snprintf(s->text + len, sizeof(s->text) - len, "%s%s", len ? " " : "",
+           d->endpoint);
+}
+
+static void got_registration(void *arg, const struct db_registration *r,
+                             const struct db_object_link *links, size_t n)
+{
+  struct objs_seen *s = arg;
+
+  for (size_t i = 0; i < n; i++)
+    got_object(s, &links[i]);
+}
+
+static void test_registrations(struct db *db)
+{
+  /* Out of order, /3/0 twice (the last wins), an object without
+   * instances, and a version that needs escaping in JSON. */
+  const struct db_object_link links[] = {
+      {.oid = 33629, .iid = 1, .version = "1.0"},
+      {.oid = 3, .iid = 0},
+      {.oid = 5, .iid = -1, .version = "q\"\\t"},
+      {.oid = 3, .iid = 0, .version = "1.1"},
+      {.oid = 1, .iid = 0},
+  };
+  const struct db_object_link other[] = {{.oid = 1, .iid = 0}};
+  struct db_registration r = {
+      .endpoint = "ep-a",
+      .location = "loca",
+      .lwm2m_version = "1.1",
+      .binding = "U",
+      .peer = "127.0.0.1:5683",
+      .security = "nosec",
+      .lifetime = 60,
+      .registered_at = 1000,
+      .updated_at = 1000,
+      .expires_at = 61000,
+  };
+  struct objs_seen s = {0};
+  int64_t id, id2;
+
+  is_int(db_registration_save(db, &r, links, ARRAY_SIZE(links)), 0,
+         "a new device registers");
+  id = r.device_id;
+  ok(id > 0, "it has an id");
+  is_int(db_device_objects(db, id, got_object, &s), 0, "its objects");
+  is_str(s.text, "1/0 3/0@1.1 5/-1@q\"\\t 33629/1@1.0",
+         "in order, each once, the last given wins");
+  r.device_id = 0;
+  r.location = "locb";
+  r.registered_at = 2000;
+  is_int(db_registration_save(db, &r, other, ARRAY_SIZE(other)), 0,
+         "it registers again, by endpoint");
+  is_int(r.device_id, id, "the same device");
+  memset(&s, 0, sizeof(s));
+  db_device_objects(db, id, got_object, &s);
+  is_str(s.text, "1/0", "with its new objects");
+  is_int(db_registration_save(db, &r, links, 2), 0,
+         "and again, naming its id");
+  is_int(r.device_id, id, "still the same device");
+  r.device_id = 0;
+  r.endpoint = "ep-b";
+  r.location = "locc";
+  is_int(db_registration_save(db, &r, other, ARRAY_SIZE(other)), 0,
+         "a second device");
+  id2 = r.device_id;
+  ok(id2 > 0 && id2 != id, "with its own id");
+  memset(&s, 0, sizeof(s));
+  is_int(db_devices_list(db, "ep-", -1, 3, NULL, 10, got_device, &s), 0,
+         "devices with object 3");
+  is_str(s.text, "ep-a", "object 3: only the first");
+  memset(&s, 0, sizeof(s));
+  db_devices_list(db, "ep-", -1, 1, NULL, 10, got_device, &s);
+  is_str(s.text, "ep-b", "object 1: only the second");
+  is_int(db_objects_replace(db, id2, NULL, 0), 0, "an empty object list");
+  memset(&s, 0, sizeof(s));
+  db_device_objects(db, id2, got_object, &s);
+  is_int(s.n, 0, "is empty");
+  memset(&s, 0, sizeof(s));
+  is_int(db_registrations_load(db, got_registration, &s), 0,
+         "registrations reload");
+  is_str(s.text, "3/0 33629/1@1.0", "with their objects");
+  is_int(db_registration_delete(db, id), 0, "a registration goes");
+  memset(&s, 0, sizeof(s));
+  db_device_objects(db, id, got_object, &s);
+  is_str(s.text, "3/0 33629/1@1.0", "its device keeps its objects");
+}
+
 int main(void)
 {
   char tmpl[] = "/tmp/fotad-test-db-api.XXXXXX";
@@ -273,6 +383,7 @@ int main(void)
   test_events(db);
   test_idempotency(db);
   test_actions(db);
+  test_registrations(db);
   db_close(db);
   for (size_t i = 0; i < 3; i++) {
     static const char *const sfx[] = {"", "-wal", "-shm"};
