@@ -345,11 +345,11 @@ static void test_registrations(struct db *db)
   id2 = r.device_id;
   ok(id2 > 0 && id2 != id, "with its own id");
   memset(&s, 0, sizeof(s));
-  is_int(db_devices_list(db, "ep-", -1, 3, NULL, 10, got_device, &s), 0,
+  is_int(db_devices_list(db, "ep-", -1, 3, NULL, NULL, 10, got_device, &s), 0,
          "devices with object 3");
   is_str(s.text, "ep-a", "object 3: only the first");
   memset(&s, 0, sizeof(s));
-  db_devices_list(db, "ep-", -1, 1, NULL, 10, got_device, &s);
+  db_devices_list(db, "ep-", -1, 1, NULL, NULL, 10, got_device, &s);
   is_str(s.text, "ep-b", "object 1: only the second");
   is_int(db_objects_replace(db, id2, NULL, 0), 0, "an empty object list");
   memset(&s, 0, sizeof(s));
