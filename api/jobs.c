@@ -75,6 +75,13 @@ static void add_component(void *arg, const struct db_job_component *c)
                 c->pkg_component, "version", c->pkg_version, "size",
                 (json_int_t)c->pkg_size, "sha256", c->pkg_sha256, "uri",
                 c->uri, "progress", progress));
+  /* A finished job whose package was deleted since. */
+  if (c->package_id <= 0)
+    json_object_set_new(json_array_get(json_object_get(jc->job, "components"),
+                                       json_array_size(json_object_get(
+                                           jc->job, "components")) -
+                                           1),
+                        "package", json_null());
 }
 
 static void add_event(void *arg, const struct db_event *e)

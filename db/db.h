@@ -479,11 +479,12 @@ int db_packages_list(struct db *db, const char *component, int64_t before_id,
 int db_packages_count_sha256(struct db *db, const char *sha256, int64_t *n);
 /* Sets the forced flag; -ENOENT if there is no such package. */
 int db_package_set_forced(struct db *db, int64_t id, bool forced);
-/* How many rollouts and jobs refer to a package. */
+/* How many live rollouts (created, running, paused) and active jobs use a
+ * package: while any does, it may not be deleted. */
 int db_package_usage(struct db *db, int64_t id, int64_t *rollouts,
                      int64_t *jobs);
-/* Deletes a package: -ENOENT if absent, -EBUSY if a rollout or a job
- * refers to it. */
+/* Deletes a package (finished rollouts and jobs keep their rows, without
+ * it): -ENOENT if absent, -EBUSY on a constraint. */
 int db_package_delete(struct db *db, int64_t id);
 
 /*

@@ -273,7 +273,7 @@ int db_job_components(struct db *db, int64_t job_id, db_job_component_cb *cb,
       "jc.start_result, jc.result, jc.uri, jc.blocks, jc.bytes, "
       "jc.last_block_at, jc.updated_at, c.name, p.component, p.version, "
       "p.sha256, p.download_token, p.size FROM job_components jc "
-      "JOIN packages p ON p.id = jc.package_id "
+      "LEFT JOIN packages p ON p.id = jc.package_id "
       "LEFT JOIN components c ON c.id = jc.component_id "
       "WHERE jc.job_id = ?1 ORDER BY jc.position",
       &st);

@@ -218,14 +218,18 @@ out:
 int db_package_usage(struct db *db, int64_t id, int64_t *rollouts,
                      int64_t *jobs)
 {
-  int rc = count_query(
-      db, "SELECT count(*) FROM rollout_packages WHERE package_id = ?1", id,
-      NULL, rollouts);
+  int rc = count_query(db,
+                       "SELECT count(*) FROM rollout_packages rp "
+                       "JOIN rollouts r ON r.id = rp.rollout_id "
+                       "WHERE rp.package_id = ?1 "
+                       "AND r.state IN ('created', 'running', 'paused')",
+                       id, NULL, rollouts);
 
   if (rc == 0)
     rc = count_query(db,
-                     "SELECT count(DISTINCT job_id) FROM job_components "
-                     "WHERE package_id = ?1",
+                     "SELECT count(DISTINCT jc.job_id) FROM job_components jc "
+                     "JOIN jobs j ON j.id = jc.job_id "
+                     "WHERE jc.package_id = ?1 AND j.finished_at IS NULL",
                      id, NULL, jobs);
   return rc;
 }

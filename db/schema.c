@@ -223,12 +223,13 @@ static const char migration_1[] =
     "CREATE INDEX rollout_devices_device ON rollout_devices(device_id);\n"
     "CREATE INDEX rollout_devices_job ON rollout_devices(job_id);\n"
 
-    /* RESTRICT: a package that a rollout uses cannot be deleted. */
+    /* A package a live rollout uses cannot be deleted (the repository
+     * checks); a finished rollout keeps its package ids in its spec. */
     "CREATE TABLE rollout_packages (\n"
     "  rollout_id INTEGER NOT NULL\n"
     "    REFERENCES rollouts(id) ON DELETE CASCADE,\n"
     "  package_id INTEGER NOT NULL\n"
-    "    REFERENCES packages(id) ON DELETE RESTRICT,\n"
+    "    REFERENCES packages(id) ON DELETE CASCADE,\n"
     "  PRIMARY KEY (rollout_id, package_id)\n"
     ") STRICT, WITHOUT ROWID;\n"
     "CREATE INDEX rollout_packages_package ON rollout_packages(package_id);\n"
@@ -286,8 +287,9 @@ static const char migration_1[] =
 
     /*
      * The components a job updates, and with which package. A component
-     * row belongs to its device, so it cascades; a package in use by a job
-     * cannot be deleted. position orders the components as the job was
+     * row belongs to its device, so it cascades; the package of an active
+     * job cannot be deleted (the repository checks), that of a finished
+     * one may be (package_id NULL then). position orders the components as the job was
      * asked for (Execute Update goes to the first). object_id and
      * instance_id are copied from the component; state is the
      * component's step within the job; from_version and start_result are
@@ -300,8 +302,8 @@ static const char migration_1[] =
     "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,\n"
     "  component_id INTEGER NOT NULL\n"
     "    REFERENCES components(id) ON DELETE CASCADE,\n"
-    "  package_id INTEGER NOT NULL\n"
-    "    REFERENCES packages(id) ON DELETE RESTRICT,\n"
+    "  package_id INTEGER\n"
+    "    REFERENCES packages(id) ON DELETE SET NULL,\n"
     "  position INTEGER NOT NULL CHECK (position >= 0),\n"
     "  object_id INTEGER NOT NULL CHECK (object_id IN (5, 33629)),\n"
     "  instance_id INTEGER NOT NULL\n"

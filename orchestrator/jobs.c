@@ -2344,8 +2344,8 @@ static void got_job_comp(void *arg, const struct db_job_component *r)
   struct job *j = arg;
   struct jcomp *c = &j->c[r->position < (int)j->n ? r->position : 0];
 
-  if (r->position >= (int)j->n || c->token)
-    return;
+  if (r->position >= (int)j->n || c->token || !r->pkg_token)
+    return; /* no package: the job is left alone as inconsistent */
   c->component_id = r->component_id;
   c->package_id = r->package_id;
   c->oid = r->oid;

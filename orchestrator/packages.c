@@ -704,7 +704,8 @@ int orch_pkg_delete(struct orch *orch, int64_t id,
   }
   if (rollouts > 0 || jobs > 0) {
     snprintf(err, errlen,
-             "package %lld is used by %lld rollout(s) and %lld job(s)",
+             "package %lld is used by %lld live rollout(s) and %lld "
+             "active job(s)",
              (long long)id, (long long)rollouts, (long long)jobs);
     rc = -EBUSY;
     goto out;

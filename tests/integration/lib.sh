@@ -74,7 +74,12 @@ cleanup() {
     kill -KILL "$FOTAD_PID" 2>/dev/null
     wait "$FOTAD_PID" 2>/dev/null
   fi
-  rm -rf "$WORK"
+  # KEEP_WORK=1 keeps the folder (fotad's log, database) for a post-mortem.
+  if [ -n "${KEEP_WORK:-}" ]; then
+    echo "# kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
 }
 trap cleanup EXIT
 
