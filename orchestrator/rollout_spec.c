@@ -268,22 +268,35 @@ static int get_bool(struct perr *e, json_t *obj, const char *key, bool *out)
   return 0;
 }
 
-/* "2026-11-26T10:00:00Z" (seconds and Z required; fractions allowed). */
+/* "2026-11-26T10:00:00Z" (seconds and Z required; fractions allowed, and
+ * kept to the millisecond so that format_iso8601() output reads back). */
 int rollout_parse_time(const char *s, int64_t *out_ms)
 {
-  struct tm tm = {0};
+  struct tm tm = {0}, back;
   const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+  int mday, mon, year;
+  int64_t ms = 0, scale = 100;
+  time_t t;
 
   if (!end)
     return -EINVAL;
   if (*end == '.') {
-    end++;
-    while (isdigit((unsigned char)*end))
-      end++;
+    if (!isdigit((unsigned char)end[1]))
+      return -EINVAL;
+    for (end++; isdigit((unsigned char)*end); end++, scale /= 10)
+      ms += (*end - '0') * scale;
   }
   if (strcmp(end, "Z") != 0)
     return -EINVAL;
-  *out_ms = (int64_t)timegm(&tm) * 1000;
+  /* timegm() normalises: February 30 would quietly be March 2. */
+  mday = tm.tm_mday;
+  mon = tm.tm_mon;
+  year = tm.tm_year;
+  t = timegm(&tm);
+  if (!gmtime_r(&t, &back) || back.tm_mday != mday || back.tm_mon != mon ||
+      back.tm_year != year)
+    return -EINVAL;
+  *out_ms = (int64_t)t * 1000 + ms;
   return 0;
 }
 
@@ -396,10 +409,13 @@ static int parse_filter(struct perr *e, const char *s, size_t ix,
                         struct rollout_filter *f)
 {
   char comp[80], op[4], ver[80];
+  int used = -1;
   size_t k;
 
-  if (sscanf(s, " %79[A-Za-z0-9._+~-] %3[<>=!] %79[A-Za-z0-9._+~-] ", comp, op,
-             ver) != 3)
+  /* %n: anything after the version is refused, not quietly dropped. */
+  if (sscanf(s, " %79[A-Za-z0-9._+~-] %3[<>=!] %79[A-Za-z0-9._+~-] %n", comp,
+             op, ver, &used) != 3 ||
+      used < 0 || s[used])
     return fail(e,
                 "targets.filter[%zu]: expected \"COMPONENT OP VERSION\" "
                 "such as \"application < 3.0\" (OP: < <= = != >= >)",
@@ -471,14 +487,21 @@ static int parse_targets(struct perr *e, json_t *t, struct rollout_spec *sp,
   }
   json_array_foreach(f, i, x)
   {
-    if (sp->nfilters == ROLLOUT_FILTERS_MAX || !json_is_string(x) ||
-        parse_filter(e, json_string_value(x), i, &sp->filters[sp->nfilters]) <
-            0) {
+    if (sp->nfilters == ROLLOUT_FILTERS_MAX) {
       json_decref(f);
       return fail(e,
                   "targets.filter: at most %d conditions like "
                   "\"application < 3.0\"",
                   ROLLOUT_FILTERS_MAX);
+    }
+    /* parse_filter() has said what is wrong; this is for non-strings. */
+    if (!json_is_string(x) || parse_filter(e, json_string_value(x), i,
+                                           &sp->filters[sp->nfilters]) < 0) {
+      json_decref(f);
+      return fail(e,
+                  "targets.filter[%zu]: expected a string such as "
+                  "\"application < 3.0\"",
+                  i);
     }
     json_array_append_new(
         nf, json_sprintf("%s %s %s", sp->filters[sp->nfilters].component,
@@ -522,8 +545,9 @@ static int parse_stages(struct perr *e, json_t *st, struct rollout_spec *sp,
       char *end;
       double p = strtod(json_string_value(v), &end);
 
-      if (end == json_string_value(v) || strcmp(end, "%") != 0 || p <= 0 ||
-          p > 100)
+      /* Written so that NaN ("nan%") fails too. */
+      if (end == json_string_value(v) || strcmp(end, "%") != 0 ||
+          !(p > 0 && p <= 100))
         return fail(e,
                     "stages[%zu]: expected a percentage such as \"10%%\" "
                     "(0 < p <= 100) or a device count",
@@ -898,7 +922,10 @@ void rollout_stage_sizes(const struct rollout_spec *sp, size_t n,
     double want = s->percent ? (double)n * s->value / 100.0 : s->value;
     size_t sz = (size_t)want;
 
-    if ((double)sz < want)
+    /* Round up, but not for the rounding error of a decimal percentage:
+     * 3000 * 1.1 / 100 is 33.000000000000004, and must give 33. A share
+     * with at most 3 decimals is never closer than 1e-5 above a whole. */
+    if ((double)sz < want - 1e-6)
       sz++;
     if (sz > n || i + 1 == sp->nstages)
       sz = n;
