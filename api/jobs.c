@@ -48,7 +48,7 @@ static void add_component(void *arg, const struct db_job_component *c)
       .last_block_at = c->last_block_at,
   };
   char path[24];
-  json_t *progress;
+  json_t *progress, *comp;
 
   /* An active job's progress lives in memory, fresher than the row. */
   if (jc->api->orch) {
@@ -63,25 +63,20 @@ static void add_component(void *arg, const struct db_job_component *c)
       p.size > 0 ? json_integer(p.offset * 100 / p.size) : json_null(),
       "last_block_at", api_time(p.last_block_at));
   snprintf(path, sizeof(path), "/%d/%d", c->oid, c->iid);
-  json_array_append_new(
-      json_object_get(jc->job, "components"),
-      json_pack("{s:s, s:i, s:i, s:s?, s:s?, s:s?, s:s?, s:o, s:o, "
-                "s:{s:I, s:s?, s:s?, s:I, s:s?}, s:s?, s:o}",
-                "path", path, "object", c->oid, "instance", c->iid, "name",
-                c->name, "state", c->state, "from_version", c->from_version,
-                "to_version", c->pkg_version, "update_result",
-                opt_int(c->result), "start_result", opt_int(c->start_result),
-                "package", "id", (json_int_t)c->package_id, "component",
-                c->pkg_component, "version", c->pkg_version, "size",
-                (json_int_t)c->pkg_size, "sha256", c->pkg_sha256, "uri",
-                c->uri, "progress", progress));
+  comp = json_pack(
+      "{s:s, s:i, s:i, s:s?, s:s?, s:s?, s:s?, s:o, s:o, "
+      "s:{s:I, s:s?, s:s?, s:I, s:s?}, s:s?, s:o}",
+      "path", path, "object", c->oid, "instance", c->iid, "name", c->name,
+      "state", c->state, "from_version", c->from_version, "to_version",
+      c->pkg_version, "update_result", opt_int(c->result), "start_result",
+      opt_int(c->start_result), "package", "id", (json_int_t)c->package_id,
+      "component", c->pkg_component, "version", c->pkg_version, "size",
+      (json_int_t)c->pkg_size, "sha256", c->pkg_sha256, "uri", c->uri,
+      "progress", progress);
   /* A finished job whose package was deleted since. */
-  if (c->package_id <= 0)
-    json_object_set_new(json_array_get(json_object_get(jc->job, "components"),
-                                       json_array_size(json_object_get(
-                                           jc->job, "components")) -
-                                           1),
-                        "package", json_null());
+  if (comp && c->package_id <= 0)
+    json_object_set_new(comp, "package", json_null());
+  json_array_append_new(json_object_get(jc->job, "components"), comp);
 }
 
 static void add_event(void *arg, const struct db_event *e)

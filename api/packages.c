@@ -557,7 +557,8 @@ out:
 }
 
 /* DELETE /api/v1/packages/{id}: refused (409) while a live rollout or an
- * active job uses it; the file goes with the last package that has its content. */
+ * active job uses it; the file goes with the last package that has its
+ * content. */
 void api_delete_package(struct api_req *req)
 {
   json_t *cur;

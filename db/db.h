@@ -664,8 +664,8 @@ int db_members_list(struct db *db, int64_t rollout_id, const char *state,
                     int64_t stage, int64_t after_device, int limit,
                     db_member_cb *cb, void *arg);
 /* Counts by stage, state and gate class. */
-int db_member_counts(struct db *db, int64_t rollout_id,
-                     db_member_count_cb *cb, void *arg);
+int db_member_counts(struct db *db, int64_t rollout_id, db_member_count_cb *cb,
+                     void *arg);
 /* Moves members in state from to state to (reason, when not NULL, with
  * it): of rollout_id (0: of every running or paused rollout) and
  * device_id (0: every device). *changed, if not NULL, counts them. */

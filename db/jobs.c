@@ -137,8 +137,8 @@ out:
   "SELECT j.id, j.rollout_id, j.device_id, d.endpoint, j.state, j.attempt, "  \
   "j.failure_class, j.update_result, j.detail, j.delivery, j.forced, "        \
   "j.created_at, j.updated_at, j.started_at, j.executed_at, j.deadline_at, "  \
-  "j.finished_at, j.download_timeout, j.update_timeout, j.reboot_timeout, " \
-  "j.verify_window, j.max_reboots "                                            \
+  "j.finished_at, j.download_timeout, j.update_timeout, j.reboot_timeout, "   \
+  "j.verify_window, j.max_reboots "                                           \
   "FROM jobs j JOIN devices d ON d.id = j.device_id "
 
 static int job_rows(struct db *db, sqlite3_stmt *st, db_job_cb *cb, void *arg,

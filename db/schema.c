@@ -289,8 +289,8 @@ static const char migration_1[] =
      * The components a job updates, and with which package. A component
      * row belongs to its device, so it cascades; the package of an active
      * job cannot be deleted (the repository checks), that of a finished
-     * one may be (package_id NULL then). position orders the components as the job was
-     * asked for (Execute Update goes to the first). object_id and
+     * one may be (package_id NULL then). position orders the components as the
+     * job was asked for (Execute Update goes to the first). object_id and
      * instance_id are copied from the component; state is the
      * component's step within the job; from_version and start_result are
      * its Current Version and Update Result when the job was created (to

@@ -103,8 +103,8 @@ struct srv {
   srv_file_cb *file_cb;
   void *file_arg;
   struct hmap by_ep, by_loc, reqs_by_token, reqs_by_handle, obs_by_token;
-  struct hmap reaching;           /* struct srv_reg by peer, pinged */
-  struct loop_timer reach_timer;  /* flushes the queues of those reached */
+  struct hmap reaching;          /* struct srv_reg by peer, pinged */
+  struct loop_timer reach_timer; /* flushes the queues of those reached */
   uint64_t next_token;
   uint64_t token_salt;
   uint64_t next_handle;

@@ -380,20 +380,20 @@ int sim_hex_decode(const char *hex, uint8_t *out, size_t outlen);
 
 /* Fault kinds (--fault KIND:SPEC). */
 enum sim_fault {
-  FAULT_LOST_DOWNLOAD, /* connection lost mid-download: Result 4 */
-  FAULT_INTEGRITY,     /* package check fails: Result 5 */
-  FAULT_UNSUPPORTED,   /* package type refused: Result 6 */
-  FAULT_INSTALL_FAIL,  /* installation fails: Result 8 */
-  FAULT_ROLLBACK,      /* silently comes back with the old version */
-  FAULT_NO_RETURN,     /* never comes back after Update */
-  FAULT_REBOOT_LOOP,   /* keeps rebooting after Update */
-  FAULT_CONFLICT,      /* Result 12 when the download completes */
-  FAULT_DEPENDENCY,    /* Result 13 on Execute Update */
-  FAULT_SLOW_DOWNLOAD, /* throttled download */
-  FAULT_LOST_NOTIFY,   /* notifications are never sent */
-  FAULT_NAT_REBIND,    /* new source port mid-update */
-  FAULT_OFFLINE,       /* offline for longer than the lifetime */
-  FAULT_DEFER,         /* the user postpones deferrable updates */
+  FAULT_LOST_DOWNLOAD,  /* connection lost mid-download: Result 4 */
+  FAULT_INTEGRITY,      /* package check fails: Result 5 */
+  FAULT_UNSUPPORTED,    /* package type refused: Result 6 */
+  FAULT_INSTALL_FAIL,   /* installation fails: Result 8 */
+  FAULT_ROLLBACK,       /* silently comes back with the old version */
+  FAULT_NO_RETURN,      /* never comes back after Update */
+  FAULT_REBOOT_LOOP,    /* keeps rebooting after Update */
+  FAULT_CONFLICT,       /* Result 12 when the download completes */
+  FAULT_DEPENDENCY,     /* Result 13 on Execute Update */
+  FAULT_SLOW_DOWNLOAD,  /* throttled download */
+  FAULT_LOST_NOTIFY,    /* notifications are never sent */
+  FAULT_NAT_REBIND,     /* new source port mid-update */
+  FAULT_OFFLINE,        /* offline for longer than the lifetime */
+  FAULT_DEFER,          /* the user postpones deferrable updates */
   FAULT_FLAKY_DOWNLOAD, /* the first download is lost: Result 4 once */
   FAULT_COUNT
 };
