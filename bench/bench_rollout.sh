@@ -86,11 +86,12 @@ pkg=$("$CURL" -sS -m 60 -H "$auth" -T "$WORK/app.bin" \
 
 "$FOTAD_SIM" -s "coap://127.0.0.1:$coap" -n "$ROLL_COUNT" -e 'roll-%05d' \
   --lwm2m 1.1 -l 3600 -c application=1.0 --package-version 2.0 \
-  --reboot-time 1 --no-deregister -R 5000/s -d "$ROLL_LIMIT" \
+  --reboot-time 1 --no-deregister -R 1000/s -d "$ROLL_LIMIT" \
   >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 
 # All devices registered and their component read.
+reg_start=$(now)
 i=0
 while :; do
   n=$("$CURL" -sS -m 10 -H "$auth" "$base/api/v1/components" |
@@ -98,9 +99,10 @@ while :; do
     sed 's/.*://')
   [ "${n:-0}" -ge "$ROLL_COUNT" ] && break
   i=$((i + 1))
-  [ $i -le 1200 ] || fail "devices did not register (${n:-0})"
+  [ $i -le 6000 ] || fail "devices did not register (${n:-0})"
   sleep 0.1
 done
+reg_end=$(now)
 
 spec="{\"name\":\"bench\",\"packages\":[$pkg],\"stages\":[$ROLL_STAGES],
   \"gates\":{\"success_ratio\":0.95},\"pace\":{\"max_concurrent\":$ROLL_CONCURRENT},
@@ -151,7 +153,8 @@ read -r blocks first_ms last_ms <"$WORK/blocks.txt"
 echo "## rollout: $ROLL_COUNT devices, one $ROLL_SIZE-byte package each over"
 echo "## CoAP Block2 (1 KiB blocks), stages [$ROLL_STAGES], success gate 0.95,"
 echo "## at most $ROLL_CONCURRENT jobs at once"
-awk -v s="$start" -v st="$started" -v e="$end" -v n="$ROLL_COUNT" \
+awk -v rs="$reg_start" -v re="$reg_end" \
+  -v s="$start" -v st="$started" -v e="$end" -v n="$ROLL_COUNT" \
   -v state="$state" -v ok="${ok:-0}" -v bad="${failed:-0}" -v b="$blocks" \
   -v f="${first_ms:-0}" -v l="${last_ms:-0}" -v fc0="$fotad_cpu0" \
   -v fc="$fotad_cpu" -v sc0="$sim_cpu0" -v sc="$sim_cpu" -v hwm="$hwm" \
@@ -159,6 +162,7 @@ awk -v s="$start" -v st="$started" -v e="$end" -v n="$ROLL_COUNT" \
 BEGIN {
   t = e - s
   w = (l - f) / 1000
+  printf "registered and read           %.1f s (before the rollout)\n", re - rs
   printf "rollout state                 %s\n", state
   printf "devices updated               %d of %d (failed: %d)\n", ok, n, bad
   printf "start (membership of %d)   %.1f s\n", n, st - s

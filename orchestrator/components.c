@@ -35,6 +35,8 @@ static struct orch_dev *dev_find(struct orch *orch, const char *ep)
   return NULL;
 }
 
+static void on_read_retry(struct loop *loop, struct loop_timer *t, void *arg);
+
 static struct orch_dev *dev_get(struct orch *orch, const char *ep,
                                 int64_t device_id)
 {
@@ -43,6 +45,8 @@ static struct orch_dev *dev_get(struct orch *orch, const char *ep,
   if (d)
     return d;
   d = xcalloc(1, sizeof(*d));
+  d->orch = orch;
+  loop_timer_init(&d->retry, on_read_retry, d);
   d->ep = xstrdup(ep);
   d->device_id = device_id;
   d->last_read = INT64_MIN / 2;
@@ -53,6 +57,7 @@ static struct orch_dev *dev_get(struct orch *orch, const char *ep,
 static void dev_drop(struct orch *orch, struct orch_dev *d)
 {
   hmap_remove(&orch->devs, &d->node);
+  loop_timer_disarm(orch->loop, &d->retry);
   free(d->ep);
   free(d);
 }
@@ -71,6 +76,7 @@ void orch_components_free(struct orch *orch)
       struct hmap_node *next = n->next;
       struct orch_dev *d = container_of(n, struct orch_dev, node);
 
+      loop_timer_disarm(orch->loop, &d->retry);
       free(d->ep);
       free(d);
       n = next;
@@ -297,6 +303,11 @@ out:
   free(conflicting);
 }
 
+/* A component read without an answer is tried again READ_RETRIES times,
+ * after READ_RETRY_MS, then twice as long each time. */
+#define READ_RETRIES 5
+#define READ_RETRY_MS 5000
+
 /* The callback context of a request made for a device. */
 struct req_ctx {
   struct orch *orch;
@@ -378,6 +389,18 @@ static void read_done(void *arg, const struct srv_result *res)
 
   if (d)
     d->reading = false;
+  if (d && res->status < 0 && res->queued_id == 0 &&
+      d->read_failures < READ_RETRIES) {
+    /* No answer (lost, or the device was busy): again, later. */
+    int64_t delay = READ_RETRY_MS << d->read_failures;
+
+    d->read_failures++;
+    d->retry_observe = d->retry_observe || x->observe;
+    log_info("%s: component read failed (%s); again in %llds", x->ep,
+             res->error ? res->error : "no answer", (long long)delay / 1000);
+    loop_timer_arm(orch->loop, &d->retry, delay);
+    goto out;
+  }
   if (!d || res->status < 0 || res->code != 0x45) {
     char code[8];
 
@@ -386,6 +409,7 @@ static void read_done(void *arg, const struct srv_result *res)
              res->status < 0 ? (res->error ? res->error : "error") : code);
     goto out;
   }
+  d->read_failures = 0;
   for (size_t i = 0; i < res->values.len; i++) {
     const struct lwm2m_record *r = &res->values.v[i];
     size_t k;
@@ -492,6 +516,16 @@ static void start_read(struct orch *orch, struct orch_dev *d,
     d->reading = true;
     srv_send(orch->srv, d->ep, &req, read_done, ctx_new(orch, d->ep, observe));
   }
+}
+
+static void on_read_retry(struct loop *loop, struct loop_timer *t, void *arg)
+{
+  struct orch_dev *d = arg;
+  bool observe = d->retry_observe;
+
+  d->retry_observe = false;
+  if (!d->reading)
+    start_read(d->orch, d, NULL, 0, observe);
 }
 
 static bool has_firmware(const struct db_object_link *links, size_t n)

@@ -41,6 +41,8 @@
  * lost still moves on. */
 #define POLL_QUIET_MS 30000
 #define POLL_AFTER_DOWNLOAD_MS 2000
+/* A verifying job reads again this often until the device confirms. */
+#define POLL_VERIFY_MS 5000
 /* A deadline that passed while fotad was down leaves the device this
  * long (ms, or the state's own time-out if shorter) to be heard. */
 #define RECOVERY_GRACE_MS 30000
@@ -611,6 +613,8 @@ static void job_set_state(struct job *j, enum job_state to, const char *cls,
   if (to >= JOB_URI_WRITTEN && to <= JOB_DOWNLOADED &&
       !loop_timer_armed(&j->poll))
     loop_timer_arm(orch->loop, &j->poll, POLL_QUIET_MS);
+  if (to == JOB_VERIFYING)
+    loop_timer_arm(orch->loop, &j->poll, POLL_VERIFY_MS);
   if (orch_job_state_final(to)) {
     /* Packages on their way are stopped, unless the update ran. */
     if (to != JOB_SUCCEEDED && j->executed_at == 0)
@@ -1155,6 +1159,15 @@ static void on_poll(struct loop *loop, struct loop_timer *t, void *arg)
 {
   struct job *j = arg;
 
+  if (j->state == JOB_VERIFYING) {
+    /* Back, but not confirmed yet (values read too early, or lost):
+     * ask again until it is, or its time runs out. */
+    if (!j->verified && j->reading == 0)
+      read_components(j, true);
+    if (!j->dead && !j->verified)
+      loop_timer_arm(loop, &j->poll, POLL_VERIFY_MS);
+    return;
+  }
   if (j->state < JOB_URI_WRITTEN || j->state > JOB_DOWNLOADED)
     return;
   if (j->poll_now || loop_now(loop) - j->heard >= POLL_QUIET_MS)
@@ -2493,6 +2506,8 @@ static void recover(struct job *j)
   }
   if (!job_by_id(orch, id))
     return;
+  if (j->state == JOB_VERIFYING)
+    loop_timer_arm(orch->loop, &j->poll, POLL_VERIFY_MS);
   /* What the device did while fotad was down (a download finished, or
    * failed) is only known by asking: now, not at its next Update. */
   if (j->reconcile && j->state >= JOB_URI_WRITTEN &&

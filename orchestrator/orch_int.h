@@ -12,6 +12,11 @@ struct orch_dev {
   int64_t last_read; /* loop time of the last full component read */
   bool reading;      /* a component read is in flight */
   bool no_firmware;  /* registered without 33629 or 5: nothing to track */
+  /* A read that got no answer is tried again (components.c). */
+  struct loop_timer retry;
+  int read_failures;
+  bool retry_observe;
+  struct orch *orch;
 };
 
 struct orch {
