@@ -218,7 +218,7 @@ void format_iso8601(int64_t unix_ms, char *buf, size_t buflen)
   gmtime_r(&secs, &tm);
   snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-           tm.tm_sec, (int)(unix_ms % 1000));
+           tm.tm_sec, (int)ms);
 }
 
 static int open_parent(const char *path)
