@@ -16,67 +16,19 @@
 # Every process started here is stopped by its PID, at the latest in the
 # trap.
 set -u
-: "${FOTAD:=./fotad}"
-: "${FOTAD_SIM:=./fotad-sim}"
 : "${ROLL_COUNT:=10000}"
 : "${ROLL_SIZE:=65536}"
 : "${ROLL_STAGES:=\"1%\",\"10%\",\"100%\"}"
 : "${ROLL_CONCURRENT:=2000}"
 : "${ROLL_LIMIT:=900}"
-: "${CURL:=curl}"
-: "${SQLITE3:=sqlite3}"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fotad-bench-rollout.XXXXXX") || exit 1
-FOTAD_PID=
-SIM_PID=
-cleanup() {
-  [ -n "$SIM_PID" ] && kill -KILL "$SIM_PID" 2>/dev/null
-  [ -n "$FOTAD_PID" ] && kill -KILL "$FOTAD_PID" 2>/dev/null
-  wait 2>/dev/null
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "bench_rollout: $1" >&2
-  [ -f "$WORK/fotad.log" ] && tail -n 20 "$WORK/fotad.log" >&2
-  exit 1
-}
-
-cpu_s() {
-  awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null
-}
-
-now() {
-  date +%s.%N
-}
-
-cat >"$WORK/fotad.conf" <<CONF
-state_dir $WORK/state
-coap_listen 127.0.0.1:0
-coaps_listen ""
-http_listen 127.0.0.1:0
-log_level warn
-coap_udp_rcvbuf 64M
-api_rate_limit 0
-metrics_public yes
-job_download_timeout 10m
-job_update_timeout 5m
-job_reboot_timeout 5m
-CONF
-"$FOTAD" -f -c "$WORK/fotad.conf" --portfile "$WORK/ports" \
-  >"$WORK/fotad.log" 2>&1 &
-FOTAD_PID=$!
-i=0
-while [ ! -s "$WORK/ports" ] && [ $i -lt 100 ]; do
-  sleep 0.1
-  i=$((i + 1))
-done
-[ -s "$WORK/ports" ] || fail "fotad did not start"
-coap=$(sed -n 's/^coap=//p' "$WORK/ports")
-base="http://127.0.0.1:$(sed -n 's/^http=//p' "$WORK/ports")"
-token=$(cat "$WORK/state/api-token")
-auth="Authorization: Bearer $token"
+NAME=rollout
+. "$(dirname "$0")/bench_lib.sh"
+fotad_start "api_rate_limit 0" "metrics_public yes" \
+  "job_download_timeout 10m" "job_update_timeout 5m" "job_reboot_timeout 5m"
+coap=$COAP_PORT
+base=$BASE
+auth=$AUTH
 
 head -c "$ROLL_SIZE" /dev/urandom >"$WORK/app.bin"
 pkg=$("$CURL" -sS -m 60 -H "$auth" -T "$WORK/app.bin" \

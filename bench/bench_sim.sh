@@ -8,45 +8,14 @@
 #   sh bench/bench_sim.sh            (from a build folder; FOTAD, FOTAD_SIM,
 #                                     SIM_COUNT, SIM_RATE override)
 set -u
-: "${FOTAD:=./fotad}"
-: "${FOTAD_SIM:=./fotad-sim}"
 : "${SIM_COUNT:=10000}"
 : "${SIM_RATE:=}"
 : "${SIM_LIMIT:=300}"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/fotad-bench-sim.XXXXXX") || exit 1
-FOTAD_PID=
-SIM_PID=
-cleanup() {
-  [ -n "$SIM_PID" ] && kill -KILL "$SIM_PID" 2>/dev/null
-  [ -n "$FOTAD_PID" ] && kill -KILL "$FOTAD_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cpu_s() {
-  awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null
-}
-
-cat >"$WORK/fotad.conf" <<CONF
-state_dir $WORK/state
-coap_listen 127.0.0.1:0
-coaps_listen ""
-http_listen 127.0.0.1:0
-log_level warn
-coap_udp_rcvbuf 64M
-CONF
-"$FOTAD" -f -c "$WORK/fotad.conf" --portfile "$WORK/ports" \
-  >"$WORK/fotad.log" 2>&1 &
-FOTAD_PID=$!
-i=0
-while [ ! -s "$WORK/ports" ] && [ $i -lt 100 ]; do
-  sleep 0.1
-  i=$((i + 1))
-done
-[ -s "$WORK/ports" ] || { cat "$WORK/fotad.log"; exit 1; }
-port=$(sed -n 's/^coap=//p' "$WORK/ports")
+NAME=sim
+. "$(dirname "$0")/bench_lib.sh"
+fotad_start
+port=$COAP_PORT
 
 start=$(date +%s.%N)
 "$FOTAD_SIM" -s "coap://127.0.0.1:$port" -n "$SIM_COUNT" -e 'bench-%05d' \

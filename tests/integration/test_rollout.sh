@@ -179,12 +179,13 @@ ok $? "the dynamic rollout stays running for more devices"
 ok $? "and is aborted by the operator"
 
 # The package of the finished rollouts may go; its jobs stay readable.
-JOB=$(jobs "$R1" | jq -r '.jobs[0].job_id')
-[ "$(status "$(http DELETE "/api/v1/packages/$APP2")")" = 200 ] &&
+JOB=$(jobs "$R1" "&state=succeeded" | jq -r '.jobs[0].job_id')
+out=$(http DELETE "/api/v1/packages/$APP2")
+[ "$(status "$out")" = 200 ] &&
   get "/api/v1/jobs/$JOB" | jt '.state == "succeeded" and
     .components[0].package == null and .components[0].to_version == null' &&
   rollout "$R1" | jt ".spec.packages == [$APP2] and .totals.succeeded == 200"
-ok $? "a package used only by finished rollouts and jobs can be deleted"
+ok $? "a package used only by finished rollouts and jobs can be deleted ($(body "$out"))"
 R4=$(create "{\"packages\":[$APP3],\"targets\":{\"endpoints\":[\"nobody\"]}}")
 out=$(http DELETE "/api/v1/packages/$APP3")
 [ "$(status "$out")" = 409 ] && body "$out" | grep -q "1 live rollout"
