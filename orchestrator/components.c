@@ -62,9 +62,12 @@ static void dev_drop(struct orch *orch, struct orch_dev *d)
   free(d);
 }
 
+static void on_read_pump(struct loop *loop, struct loop_timer *t, void *arg);
+
 void orch_components_init(struct orch *orch)
 {
   hmap_init(&orch->devs);
+  loop_timer_init(&orch->read_pump, on_read_pump, orch);
 }
 
 void orch_components_free(struct orch *orch)
@@ -83,6 +86,12 @@ void orch_components_free(struct orch *orch)
     }
   }
   hmap_destroy(&orch->devs);
+  loop_timer_disarm(orch->loop, &orch->read_pump);
+  for (size_t i = 0; i < orch->rq_len; i++)
+    free(orch->read_queue[orch->rq_head + i]);
+  free(orch->read_queue);
+  orch->read_queue = NULL;
+  orch->rq_len = orch->rq_head = orch->rq_cap = 0;
 }
 
 /* A component as we build it from values; strings owned. */
@@ -308,6 +317,15 @@ out:
 #define READ_RETRIES 5
 #define READ_RETRY_MS 5000
 
+/*
+ * Component tracking sends at most COMP_INFLIGHT_MAX requests at once;
+ * devices beyond wait in a queue. When a whole fleet registers at once,
+ * the reads that follow every registration would otherwise pile up in
+ * front of the registrations themselves, delay their answers past the
+ * devices' retransmission time and make them register again.
+ */
+#define COMP_INFLIGHT_MAX 256
+
 /* The callback context of a request made for a device. */
 struct req_ctx {
   struct orch *orch;
@@ -319,6 +337,7 @@ static struct req_ctx *ctx_new(struct orch *orch, const char *ep, bool observe)
 {
   struct req_ctx *x = xcalloc(1, sizeof(*x));
 
+  orch->comp_inflight++;
   x->orch = orch;
   x->ep = xstrdup(ep);
   x->observe = observe;
@@ -327,6 +346,11 @@ static struct req_ctx *ctx_new(struct orch *orch, const char *ep, bool observe)
 
 static void ctx_free(struct req_ctx *x)
 {
+  struct orch *orch = x->orch;
+
+  orch->comp_inflight--;
+  if (orch->rq_len > 0 && !loop_timer_armed(&orch->read_pump))
+    loop_timer_arm(orch->loop, &orch->read_pump, 0);
   free(x->ep);
   free(x);
 }
@@ -478,6 +502,21 @@ static void got_object(void *arg, const struct db_object_link *l)
   note_object(arg, l);
 }
 
+static void read_queue_push(struct orch *orch, const char *ep)
+{
+  if (orch->rq_head > 0 && orch->rq_head + orch->rq_len == orch->rq_cap) {
+    memmove(orch->read_queue, orch->read_queue + orch->rq_head,
+            orch->rq_len * sizeof(*orch->read_queue));
+    orch->rq_head = 0;
+  }
+  if (orch->rq_head + orch->rq_len == orch->rq_cap) {
+    orch->rq_cap = orch->rq_cap ? orch->rq_cap * 2 : 256;
+    orch->read_queue =
+        xrealloc(orch->read_queue, orch->rq_cap * sizeof(*orch->read_queue));
+  }
+  orch->read_queue[orch->rq_head + orch->rq_len++] = xstrdup(ep);
+}
+
 /*
  * Reads the device's firmware objects (links from the registration, or
  * from the database when NULL); observes them if asked.
@@ -488,6 +527,15 @@ static void start_read(struct orch *orch, struct orch_dev *d,
 {
   struct objects o = {0};
 
+  if (orch->comp_inflight >= COMP_INFLIGHT_MAX || d->read_queued) {
+    /* Later, from the database's object list. */
+    d->queued_observe = d->queued_observe || observe;
+    if (!d->read_queued) {
+      d->read_queued = true;
+      read_queue_push(orch, d->ep);
+    }
+    return;
+  }
   if (links) {
     for (size_t i = 0; i < n; i++)
       note_object(&o, &links[i]);
@@ -515,6 +563,27 @@ static void start_read(struct orch *orch, struct orch_dev *d,
 
     d->reading = true;
     srv_send(orch->srv, d->ep, &req, read_done, ctx_new(orch, d->ep, observe));
+  }
+}
+
+/* Starts the reads of waiting devices while slots are free. */
+static void on_read_pump(struct loop *loop, struct loop_timer *t, void *arg)
+{
+  struct orch *orch = arg;
+
+  while (orch->rq_len > 0 && orch->comp_inflight < COMP_INFLIGHT_MAX) {
+    char *ep = orch->read_queue[orch->rq_head++];
+    struct orch_dev *d = dev_find(orch, ep);
+
+    orch->rq_len--;
+    if (orch->rq_len == 0)
+      orch->rq_head = 0;
+    free(ep);
+    if (!d || !d->read_queued)
+      continue; /* gone meanwhile */
+    d->read_queued = false;
+    start_read(orch, d, NULL, 0, d->queued_observe);
+    d->queued_observe = false;
   }
 }
 

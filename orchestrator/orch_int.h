@@ -16,6 +16,8 @@ struct orch_dev {
   struct loop_timer retry;
   int read_failures;
   bool retry_observe;
+  /* Waiting for a free read slot (components.c), to observe then. */
+  bool read_queued, queued_observe;
   struct orch *orch;
 };
 
@@ -25,6 +27,12 @@ struct orch {
   struct srv *srv;
   struct orch_config cfg;
   struct hmap devs;
+  /* Component tracking's requests in flight, and the devices waiting for
+   * one of the COMP_INFLIGHT_MAX slots (endpoints, oldest first). */
+  int comp_inflight;
+  char **read_queue;
+  size_t rq_head, rq_len, rq_cap;
+  struct loop_timer read_pump;
 
   /* Package repository (packages.c). */
   char *pkg_dir, *tmp_dir; /* NULL: no repository */
