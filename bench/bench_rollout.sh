@@ -21,6 +21,7 @@ set -u
 : "${ROLL_STAGES:=\"1%\",\"10%\",\"100%\"}"
 : "${ROLL_CONCURRENT:=2000}"
 : "${ROLL_LIMIT:=900}"
+: "${ROLL_RATE:=5000/s}"
 
 NAME=rollout
 . "$(dirname "$0")/bench_lib.sh"
@@ -38,7 +39,7 @@ pkg=$("$CURL" -sS -m 60 -H "$auth" -T "$WORK/app.bin" \
 
 "$FOTAD_SIM" -s "coap://127.0.0.1:$coap" -n "$ROLL_COUNT" -e 'roll-%05d' \
   --lwm2m 1.1 -l 3600 -c application=1.0 --package-version 2.0 \
-  --reboot-time 1 --no-deregister -R 1000/s -d "$ROLL_LIMIT" \
+  --reboot-time 1 --no-deregister -R "$ROLL_RATE" -d "$ROLL_LIMIT" \
   >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 
