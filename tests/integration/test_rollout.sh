@@ -157,6 +157,16 @@ get "/api/v1/audit?action=rollout.abort" | jt '.entries | length == 1' \
   >/dev/null
 ok $? "the abort is in the audit log"
 
+# A start time an hour ahead: started, but no job before it.
+LATER=$(date -u -d "@$(($(date -u +%s) + 3600))" +%Y-%m-%dT%H:%M:%SZ)
+R5=$(create "{\"packages\":[$APP3],\"targets\":{\"filter\":\"application < 3.0\"},\"schedule\":{\"start_at\":\"$LATER\"}}")
+action "$R5" start >/dev/null
+sleep 2
+rollout "$R5" | jt '.state == "running" and .schedule.before_start and
+  .totals.active == 0 and .totals.succeeded == 0 and .totals.pending > 0'
+ok $? "before its start time a started rollout starts no job"
+action "$R5" abort >/dev/null
+
 # Dynamic membership: devices tagged after the start join the stage in
 # progress.
 R3=$(create "{\"packages\":[$APP3],\"targets\":{\"tags\":[\"late\"]},\"dynamic\":true,\"verification\":{\"window\":0}}")
