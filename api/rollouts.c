@@ -34,6 +34,19 @@ static int rollout_id_param(struct api_req *req, int64_t *id)
   return 0;
 }
 
+/* Replies 404 (or 500) unless rollout id exists. */
+static bool rollout_found(struct api_req *req, int64_t id)
+{
+  int rc = orch_rollout_exists(req->api->orch, id);
+
+  if (rc == -ENOENT)
+    api_reply_error(req, 404, "not_found", "no rollout %lld", (long long)id);
+  else if (rc < 0)
+    api_reply_error(req, 500, "internal", "cannot read rollout %lld",
+                    (long long)id);
+  return rc == 0;
+}
+
 /* Replies to an orchestrator error. */
 static void reply_rc(struct api_req *req, int rc, const char *err)
 {
@@ -347,15 +360,8 @@ void api_list_rollout_jobs(struct api_req *req)
     api_reply_invalid(req, "timeline", "expected true or false");
     return;
   }
-  {
-    json_t *probe;
-
-    if (orch_rollout_get(req->api->orch, id, &probe) < 0) {
-      api_reply_error(req, 404, "not_found", "no rollout %lld", (long long)id);
-      return;
-    }
-    json_decref(probe);
-  }
+  if (!rollout_found(req, id))
+    return;
   mc.arr = json_array();
   if (db_members_list(req->api->db, id, state, stage > 0 ? stage - 1 : -1,
                       after, limit, got_member, &mc) < 0) {
@@ -375,18 +381,15 @@ void api_list_rollout_jobs(struct api_req *req)
 void api_get_rollout_timeline(struct api_req *req)
 {
   int64_t id, after;
-  json_t *events, *probe;
+  json_t *events;
   int limit;
 
   if (!orch_ready(req) || rollout_id_param(req, &id) < 0 ||
       api_query_limit(req, 100, EVENTS_MAX, &limit) < 0 ||
       api_query_cursor_id(req, &after) < 0)
     return;
-  if (orch_rollout_get(req->api->orch, id, &probe) < 0) {
-    api_reply_error(req, 404, "not_found", "no rollout %lld", (long long)id);
+  if (!rollout_found(req, id))
     return;
-  }
-  json_decref(probe);
   events = json_array();
   if (db_rollout_events(req->api->db, id, after, limit, add_event, events) <
       0) {

@@ -269,6 +269,8 @@ int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
  * full adds the stages and the spec. NULL if it cannot be read. */
 json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
                           bool full);
+/* 0 if rollout id exists, -ENOENT if not, -EIO. */
+int orch_rollout_exists(struct orch *orch, int64_t id);
 /* The full view of rollout id; -ENOENT. */
 int orch_rollout_get(struct orch *orch, int64_t id, json_t **out);
 /* The devices of each cohort: stored ones once started, else a dry run. */

@@ -401,18 +401,27 @@ struct plan {
 
 /* The component a package (or a filter) names on a device: the 33629
  * instance of that Component Name, else /5/0 (as jobs.c matches). */
-static const struct dev_comp *find_comp(const struct plan *p, const char *name)
+static const struct dev_comp *find_comp(const struct dev_comp *comps, size_t n,
+                                        const char *name)
 {
   const struct dev_comp *fw = NULL;
 
-  for (size_t i = 0; i < p->ncomps; i++) {
-    if (p->comps[i].oid == 33629 && p->comps[i].name &&
-        strcmp(p->comps[i].name, name) == 0)
-      return &p->comps[i];
-    if (p->comps[i].oid == 5)
-      fw = &p->comps[i];
+  for (size_t i = 0; i < n; i++) {
+    if (comps[i].oid == 33629 && comps[i].name &&
+        strcmp(comps[i].name, name) == 0)
+      return &comps[i];
+    if (comps[i].oid == 5)
+      fw = &comps[i];
   }
   return fw;
+}
+
+static void dev_comps_clear(struct dev_comp *comps, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(comps[i].name);
+    free(comps[i].version);
+  }
 }
 
 static bool is_canary(const struct rollout_spec *sp, const char *ep)
@@ -438,13 +447,15 @@ static void plan_flush(struct plan *p)
   if (p->dev_id == 0)
     return;
   for (size_t i = 0; i < sp->nfilters; i++) {
-    const struct dev_comp *c = find_comp(p, sp->filters[i].component);
+    const struct dev_comp *c =
+        find_comp(p->comps, p->ncomps, sp->filters[i].component);
 
     if (!c || !rollout_filter_match(&sp->filters[i], c->version))
       goto done; /* not a target */
   }
   for (size_t i = 0; i < sp->npackages; i++) {
-    const struct dev_comp *c = find_comp(p, p->pk[i].component);
+    const struct dev_comp *c =
+        find_comp(p->comps, p->ncomps, p->pk[i].component);
 
     if (!c) {
       skip = "no_component";
@@ -472,10 +483,7 @@ static void plan_flush(struct plan *p)
   }
   p->n++;
 done:
-  for (size_t i = 0; i < p->ncomps; i++) {
-    free(p->comps[i].name);
-    free(p->comps[i].version);
-  }
+  dev_comps_clear(p->comps, p->ncomps);
   p->ncomps = 0;
   free(p->dev_ep);
   p->dev_ep = NULL;
@@ -697,8 +705,7 @@ static int member_started(void *arg, int64_t job_id)
 }
 
 struct comp_list {
-  char *name[DEV_COMPS_MAX], *version[DEV_COMPS_MAX];
-  int oid[DEV_COMPS_MAX];
+  struct dev_comp c[DEV_COMPS_MAX];
   size_t n;
 };
 
@@ -708,9 +715,9 @@ static void got_comp(void *arg, const struct db_component *c)
 
   if (l->n == DEV_COMPS_MAX)
     return;
-  l->oid[l->n] = c->oid;
-  l->name[l->n] = c->name ? xstrdup(c->name) : NULL;
-  l->version[l->n] = c->current_version ? xstrdup(c->current_version) : NULL;
+  l->c[l->n].oid = c->oid;
+  l->c[l->n].name = c->name ? xstrdup(c->name) : NULL;
+  l->c[l->n].version = c->current_version ? xstrdup(c->current_version) : NULL;
   l->n++;
 }
 
@@ -718,32 +725,19 @@ static void got_comp(void *arg, const struct db_component *c)
 static size_t needed_packages(struct rollout *r, const struct pkg_info *pk,
                               int64_t device_id, int64_t *out)
 {
-  struct comp_list l = {0};
+  struct comp_list *l = xcalloc(1, sizeof(*l));
   size_t n = 0;
 
-  db_components_of_device(r->orch->db, device_id, got_comp, &l);
+  db_components_of_device(r->orch->db, device_id, got_comp, l);
   for (size_t i = 0; i < r->sp.npackages; i++) {
-    const char *ver = NULL;
-    size_t k, fw = SIZE_MAX;
+    const struct dev_comp *c = find_comp(l->c, l->n, pk[i].component);
 
-    for (k = 0; k < l.n; k++) {
-      if (l.oid[k] == 33629 && l.name[k] &&
-          strcmp(l.name[k], pk[i].component) == 0)
-        break;
-      if (l.oid[k] == 5)
-        fw = k;
-    }
-    if (k == l.n)
-      k = fw;
-    if (k != SIZE_MAX)
-      ver = l.version[k];
-    if (r->sp.force || !ver || rollout_version_cmp(ver, pk[i].version) != 0)
+    if (r->sp.force || !c || !c->version ||
+        rollout_version_cmp(c->version, pk[i].version) != 0)
       out[n++] = pk[i].id;
   }
-  for (size_t k = 0; k < l.n; k++) {
-    free(l.name[k]);
-    free(l.version[k]);
-  }
+  dev_comps_clear(l->c, l->n);
+  free(l);
   return n;
 }
 
@@ -1600,7 +1594,6 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
   int64_t members = 0, counted;
   int64_t now = loop_wall(orch->loop);
   bool started = row->started_at > 0;
-  int rs = rstate_parse(row->state);
 
   if (!spec || rollout_spec_parse(spec, &sp, err, sizeof(err)) < 0 ||
       count_members(orch, row->id, &c) < 0) {
@@ -1683,9 +1676,19 @@ json_t *orch_rollout_json(struct orch *orch, const struct db_rollout *row,
     json_object_set_new(o, "stage_done_at", time_json(row->stage_done_at));
     json_object_set(o, "spec", sp.norm);
   }
-  (void)rs;
   rollout_spec_clear(&sp);
   return o;
+}
+
+static void got_nothing(void *arg, const struct db_rollout *r)
+{
+}
+
+int orch_rollout_exists(struct orch *orch, int64_t id)
+{
+  int rc = db_rollout_get(orch->db, id, got_nothing, NULL);
+
+  return rc == 0 || rc == -ENOENT ? rc : -EIO;
 }
 
 int orch_rollout_get(struct orch *orch, int64_t id, json_t **out)
