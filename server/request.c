@@ -574,6 +574,8 @@ uint64_t srv_send(struct srv *srv, const char *ep,
   }
   if (srv_reg_awake(reg) && !reg->flushing)
     return send_now(reg, req, cb, arg, 0);
+  /* Not heard since a restart: make it reachable for the next try. */
+  srv_reg_reach(reg);
   if (!req->allow_queue) {
     immediate_fail(cb, arg, -EAGAIN,
                    reg->queue_mode ? "device is asleep (queue mode)"
@@ -585,7 +587,6 @@ uint64_t srv_send(struct srv *srv, const char *ep,
     immediate_fail(cb, arg, -EIO, "cannot store the queued request");
     return 0;
   }
-  srv_reg_reach(reg);
   {
     struct srv_result res = {.status = 0, .format = 0xffff, .queued_id = id};
 
