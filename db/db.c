@@ -155,6 +155,23 @@ void db_stmt_done(sqlite3_stmt *st)
 
 int db_stmt_get(struct db *db, const char *sql, sqlite3_stmt **out)
 {
+  int rc;
+
+  /* Whatever this statement does sees, or is ordered after, every
+   * timeline row added before it (see db_timeline_add()). */
+  if (db->npending > 0 && !db->flushing) {
+    rc = db_timeline_flush(db);
+    if (rc < 0) {
+      *out = NULL;
+      return rc;
+    }
+  }
+  return db_stmt_get_timeline_safe(db, sql, out);
+}
+
+int db_stmt_get_timeline_safe(struct db *db, const char *sql,
+                              sqlite3_stmt **out)
+{
   sqlite3_stmt *st = NULL;
   int src;
   size_t i;
@@ -608,6 +625,7 @@ void db_close(struct db *db)
     free(db->stmts[i].sql);
   }
   free(db->stmts);
+  db_timeline_drop(db);
   /* Lets SQLite run ANALYZE where the queries of this run need it. */
   src = sqlite3_exec(db->h, "PRAGMA optimize", NULL, NULL, &msg);
   if (src != SQLITE_OK)

@@ -126,7 +126,14 @@ int db_registrations_load(struct db *db,
 /* The id of a known device, or -ENOENT. */
 int db_device_id(struct db *db, const char *ep, int64_t *id);
 
-/* Appends an event to the timeline; ids 0 and NULL strings mean none. */
+/*
+ * Appends an event to the timeline; ids 0 and NULL strings mean none.
+ * Inside a transaction the row may wait in the connection, to go in with
+ * up to 15 others in one INSERT: any later statement on the connection
+ * (COMMIT included) inserts it first, so readers and the commit see it as
+ * if it had been inserted at once. An error of that insert is logged
+ * (the rows are lost) and returned by whichever call ran it.
+ */
 int db_timeline_add(struct db *db, int64_t at, const char *type,
                     int64_t device_id, const char *endpoint, int64_t job_id,
                     int64_t rollout_id, const char *data_json);

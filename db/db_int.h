@@ -20,6 +20,22 @@ struct db_stmt_slot {
   sqlite3_stmt *stmt;
 };
 
+/*
+ * Timeline rows wait in the connection until DB_TIMELINE_BATCH of them go
+ * in one INSERT, or another statement runs (see db_timeline_add()).
+ */
+#define DB_TIMELINE_BATCH 16
+
+struct db_timeline_row {
+  int64_t at;
+  int64_t device_id;
+  int64_t job_id;
+  int64_t rollout_id;
+  char *type;
+  char *endpoint;
+  char *data;
+};
+
 struct db {
   sqlite3 *h;
   char *path;
@@ -29,6 +45,9 @@ struct db {
   /* Timeline rows inserted since open: the API wakes event streams when
    * this moves (see db_timeline_changes()). */
   uint64_t timeline_changes;
+  struct db_timeline_row pending[DB_TIMELINE_BATCH];
+  size_t npending;
+  bool flushing; /* db_timeline_flush() is running its own statements */
   /* db_begin() to db_commit() or db_rollback(), for metrics. */
   int64_t txn_started_us;    /* 0 when no db_begin() transaction is open */
   int64_t action_started_us; /* an outermost db_action_begin(), or 0 */
@@ -44,6 +63,20 @@ struct db {
  * (e.g. from a nested call). Returns 0 or a negative errno, logged here.
  */
 int db_stmt_get(struct db *db, const char *sql, sqlite3_stmt **out);
+/*
+ * db_stmt_get() for a statement that neither reads timeline_events nor
+ * deletes or changes the ids of rows that timeline rows refer to (devices,
+ * jobs, rollouts): timeline rows still waiting stay waiting, so that those
+ * of a run of registrations go in together. db_stmt_get() inserts them
+ * first.
+ */
+int db_stmt_get_timeline_safe(struct db *db, const char *sql,
+                              sqlite3_stmt **out);
+/* Inserts the waiting timeline rows. On an error they are logged as lost
+ * and dropped, and the error returned. */
+int db_timeline_flush(struct db *db);
+/* Forgets the waiting timeline rows (db_close()). */
+void db_timeline_drop(struct db *db);
 /* Resets st and clears its bindings. NULL is a no-op. */
 void db_stmt_done(sqlite3_stmt *st);
 

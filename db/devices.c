@@ -19,7 +19,8 @@ int db_device_id(struct db *db, const char *ep, int64_t *id)
   sqlite3_stmt *st = NULL;
   int rc, src;
 
-  rc = db_stmt_get(db, "SELECT id FROM devices WHERE endpoint = ?1", &st);
+  rc = db_stmt_get_timeline_safe(
+      db, "SELECT id FROM devices WHERE endpoint = ?1", &st);
   if (rc < 0)
     goto out;
   db_bind_text(st, 1, ep);
@@ -215,7 +216,8 @@ static int registration_set(struct db *db, const struct db_registration *r,
   int rc;
 
   *found = false;
-  rc = db_stmt_get(db, "UPDATE devices SET " REG_SET "WHERE id = ?1", &st);
+  rc = db_stmt_get_timeline_safe(
+      db, "UPDATE devices SET " REG_SET "WHERE id = ?1", &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, id);
@@ -247,7 +249,7 @@ int db_registration_save(struct db *db, struct db_registration *r,
     if (rc < 0 || found)
       goto out;
   }
-  rc = db_stmt_get(
+  rc = db_stmt_get_timeline_safe(
       db,
       "INSERT INTO devices (endpoint, created_at, last_seen_at, "
       "lwm2m_version, objects, location, lifetime, binding, queue_mode, "
@@ -285,12 +287,13 @@ int db_registration_update(struct db *db, const struct db_registration *r)
   sqlite3_stmt *st = NULL;
   int rc;
 
-  rc = db_stmt_get(db,
-                   "UPDATE devices SET lifetime = ?2, binding = ?3, "
-                   "sms_number = ?4, queue_mode = ?5, peer_addr = ?6, "
-                   "updated_at = ?7, expires_at = ?8, last_seen_at = ?7 "
-                   "WHERE id = ?1 AND location IS NOT NULL",
-                   &st);
+  rc = db_stmt_get_timeline_safe(
+      db,
+      "UPDATE devices SET lifetime = ?2, binding = ?3, "
+      "sms_number = ?4, queue_mode = ?5, peer_addr = ?6, "
+      "updated_at = ?7, expires_at = ?8, last_seen_at = ?7 "
+      "WHERE id = ?1 AND location IS NOT NULL",
+      &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, r->device_id);
@@ -312,14 +315,15 @@ int db_registration_delete(struct db *db, int64_t device_id)
   sqlite3_stmt *st = NULL;
   int rc;
 
-  rc = db_stmt_get(db,
-                   "UPDATE devices SET location = NULL, lifetime = NULL, "
-                   "binding = NULL, queue_mode = NULL, sms_number = NULL, "
-                   "alt_path = NULL, content_format = NULL, "
-                   "peer_addr = NULL, security = NULL, identity = NULL, "
-                   "registered_at = NULL, updated_at = NULL, "
-                   "expires_at = NULL WHERE id = ?1",
-                   &st);
+  rc = db_stmt_get_timeline_safe(
+      db,
+      "UPDATE devices SET location = NULL, lifetime = NULL, "
+      "binding = NULL, queue_mode = NULL, sms_number = NULL, "
+      "alt_path = NULL, content_format = NULL, "
+      "peer_addr = NULL, security = NULL, identity = NULL, "
+      "registered_at = NULL, updated_at = NULL, "
+      "expires_at = NULL WHERE id = ?1",
+      &st);
   if (rc < 0)
     goto out;
   sqlite3_bind_int64(st, 1, device_id);
@@ -411,35 +415,6 @@ int db_registrations_load(struct db *db,
 out:
   free(links);
   db_stmt_done(ob);
-  db_stmt_done(st);
-  return rc;
-}
-
-int db_timeline_add(struct db *db, int64_t at, const char *type,
-                    int64_t device_id, const char *endpoint, int64_t job_id,
-                    int64_t rollout_id, const char *data_json)
-{
-  sqlite3_stmt *st = NULL;
-  int rc;
-
-  rc = db_stmt_get(db,
-                   "INSERT INTO timeline_events (at, type, device_id, "
-                   "endpoint, job_id, rollout_id, data) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                   &st);
-  if (rc < 0)
-    goto out;
-  sqlite3_bind_int64(st, 1, at);
-  db_bind_text(st, 2, type);
-  db_bind_id(st, 3, device_id);
-  db_bind_text(st, 4, endpoint);
-  db_bind_id(st, 5, job_id);
-  db_bind_id(st, 6, rollout_id);
-  db_bind_text(st, 7, data_json);
-  rc = db_step_done(db, st, "timeline insert");
-  if (rc == 0)
-    db->timeline_changes++;
-out:
   db_stmt_done(st);
   return rc;
 }

@@ -694,6 +694,8 @@ static void test_hostport(void)
       {"*:5683", AF_INET, 5683, "0.0.0.0:5683"},
       {"0.0.0.0:1", AF_INET, 1, "0.0.0.0:1"},
       {"192.0.2.55:65535", AF_INET, 65535, "192.0.2.55:65535"},
+      {"255.255.255.255:65535", AF_INET, 65535, "255.255.255.255:65535"},
+      {"10.0.100.9:10", AF_INET, 10, "10.0.100.9:10"},
       {"[::1]:8683", AF_INET6, 8683, "[::1]:8683"},
       {"[::]:5684", AF_INET6, 5684, "[::]:5684"},
       {"[2001:db8::a:1]:443", AF_INET6, 443, "[2001:db8::a:1]:443"},
@@ -771,6 +773,15 @@ static void test_hostport(void)
     is_int(rc, -EINVAL, "parse_hostport \"%s\" fails", bad[i].s);
     snprintf(want, sizeof(want), "'%s': %s", bad[i].s, bad[i].why);
     is_str(err, want, "parse_hostport \"%s\" message", bad[i].s);
+  }
+
+  {
+    char small[8];
+
+    /* Cut like snprintf(). */
+    parse_hostport("127.0.0.1:5683", &ss, &len, err, sizeof(err));
+    format_sockaddr((const struct sockaddr *)&ss, small, sizeof(small));
+    is_str(small, "127.0.0", "format_sockaddr into a short buffer");
   }
 
   {

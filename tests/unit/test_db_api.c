@@ -2,8 +2,9 @@
  * The db queries behind the REST API's conventions: tokens (hashes only),
  * the audit log, the event store and its retention, idempotent replies,
  * the action savepoints (alone and inside an open transaction), and the
- * transaction latency histogram; and registrations with their object
- * lists, as the registry stores them and the API reads them back.
+ * transaction latency histogram; registrations with their object lists,
+ * as the registry stores them and the API reads them back; and timeline
+ * rows waiting in the connection to go in together (db_timeline_add()).
  */
 #include "db/db.h"
 
@@ -11,6 +12,7 @@
 #include "tests/tap.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -365,6 +367,76 @@ static void test_registrations(struct db *db)
   is_str(s.text, "3/0 33629/1@1.0", "its device keeps its objects");
 }
 
+/* Timeline rows in the table, read past the connection's waiting rows. */
+static int64_t rows_stored(struct db *db)
+{
+  sqlite3_stmt *st = NULL;
+  int64_t n = -1;
+
+  if (sqlite3_prepare_v2(db_handle(db), "SELECT count(*) FROM timeline_events",
+                         -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}
+
+static void test_timeline_batches(struct db *db)
+{
+  struct ev_seen s = {0};
+  int64_t base = rows_stored(db), last = 0, first;
+  uint64_t changes = db_timeline_changes(db);
+
+  db_events_last_id(db, &first);
+  is_int(db_timeline_add(db, 1, "alone", 0, NULL, 0, 0, NULL), 0,
+         "an event outside a transaction");
+  ok(rows_stored(db) == base + 1, "is stored at once");
+
+  db_begin(db);
+  for (int i = 0; i < 3; i++)
+    db_timeline_add(db, 2, "waiting", 0, NULL, 0, 0, "{}");
+  ok(rows_stored(db) == base + 1, "three in a transaction wait");
+  ok(db_timeline_changes(db) == changes + 1, "and are not counted yet");
+  db_events_list(db, first + 1, INT64_MAX, 10, got_event, &s);
+  is_int(s.n, 3, "a reader of the timeline sees them");
+  ok(rows_stored(db) == base + 4, "because they went in before it read");
+  for (int i = 0; i < 20; i++)
+    db_timeline_add(db, 3, "batch", 0, "dev", 0, 0, "{\"n\":1}");
+  ok(rows_stored(db) == base + 4 + 16, "sixteen go in together");
+  is_int(db_commit(db), 0, "commit");
+  ok(rows_stored(db) == base + 24, "the other four before the commit");
+  ok(db_timeline_changes(db) == changes + 24, "all counted");
+  db_events_last_id(db, &last);
+  is_int(last, first + 24, "ids follow the order of the calls");
+
+  db_begin(db);
+  db_timeline_add(db, 4, "kept", 0, NULL, 0, 0, NULL);
+  db_action_begin(db);
+  db_timeline_add(db, 4, "undone", 0, NULL, 0, 0, NULL);
+  db_action_end(db, false);
+  db_timeline_add(db, 4, "kept", 0, NULL, 0, 0, NULL);
+  db_commit(db);
+  memset(&s, 0, sizeof(s));
+  db_events_list(db, last, INT64_MAX, 10, got_event, &s);
+  is_int(s.n, 2, "a rolled-back action takes its waiting events along");
+  ok(rows_stored(db) == base + 26, "and only those");
+
+  db_begin(db);
+  db_timeline_add(db, 5, "gone", 0, NULL, 0, 0, NULL);
+  is_int(db_rollback(db), 0, "rollback");
+  ok(rows_stored(db) == base + 26, "a rolled-back transaction keeps none");
+
+  db_begin(db);
+  db_timeline_add(db, 6, "orphan", 0, NULL, 0, 0, NULL);
+  /* As SQLite does by itself after some I/O errors. */
+  sqlite3_exec(db_handle(db), "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
+  is_int(db_timeline_add(db, 7, "after", 0, NULL, 0, 0, NULL), 0,
+         "an event after SQLite rolled back by itself");
+  ok(rows_stored(db) == base + 27,
+     "is stored, without the orphan of the ended transaction");
+}
+
 int main(void)
 {
   char tmpl[] = "/tmp/fotad-test-db-api.XXXXXX";
@@ -384,6 +456,7 @@ int main(void)
   test_idempotency(db);
   test_actions(db);
   test_registrations(db);
+  test_timeline_batches(db);
   db_close(db);
   for (size_t i = 0; i < 3; i++) {
     static const char *const sfx[] = {"", "-wal", "-shm"};
