@@ -5,7 +5,8 @@
 #
 #   (a) Register throughput: REG_CLIENTS sockets, each registering
 #       REG_PER_CLIENT distinct endpoints one after the other (one CON at
-#       a time), every registration persisted in SQLite (fotad's default).
+#       a time), every registration persisted in SQLite (fotad's default);
+#       REG_ROUNDS rounds of fotad then coap-rd, medians reported.
 #   (b) Update throughput with UPD_CLIENTS distinct client sessions: each
 #       registers once, then sends Updates (for at most UPD_DURATION s).
 #   (c) Resident memory per registered device at each of MEM_SIZES: VmRSS
@@ -29,6 +30,7 @@ set -u
 : "${COAP_RD:=coap-rd-notls}"
 : "${REG_CLIENTS:=64}"
 : "${REG_PER_CLIENT:=300}"
+: "${REG_ROUNDS:=5}"
 : "${UPD_CLIENTS:=10000}"
 : "${UPD_PER_CLIENT:=100}"
 : "${UPD_DURATION:=20}"
@@ -342,57 +344,94 @@ C_LOAD_CPU="n/a"
 MEM_TABLE=
 
 # --- (a) Register throughput ---------------------------------------------
+# REG_ROUNDS rounds, each a fresh fotad then coap-rd under the same load,
+# back to back: a shared machine's speed drifts over seconds, so each
+# round's ratio compares runs made close together, and the figures are
+# the medians over the rounds.
 if part a; then
 NREG=$((REG_CLIENTS * REG_PER_CLIENT))
 A_ARGS="--phase register --regs-per-client $REG_PER_CLIENT \
 --max-inflight $INFLIGHT --adaptive --duration 120"
 echo
-echo "## (a) Register: $REG_CLIENTS sockets x $REG_PER_CLIENT endpoints = $NREG registrations"
-fotad_start a
-cpu0=$(cpu_s "$FOTAD_PID")
-run_procs a "$REG_CLIENTS" 0 0 "$A_ARGS"
-fotad_alive
-A_FOTAD_CPU=$(calc 'b - a' a="$cpu0" b="$(cpu_s "$FOTAD_PID")")
-A_LOAD_CPU=$(load_cpu $RUN_FILES)
-report "fotad register" register $RUN_FILES
-A_FOTAD=$R_RATE
-A_FOTAD_US=$(calc '(n + 0 > 0 ? sprintf("%.0f", c * 1e6 / n) : "n/a")' c="$A_FOTAD_CPU" n="$R_OK")
-A_FOTAD_OK=$R_OK
-fotad_stop
-A_ROWS="(no sqlite3 shell)"
-if command -v sqlite3 >/dev/null 2>&1; then
-  A_ROWS=$(sqlite3 "$WORK/a/state/fotad.db" \
-    'SELECT count(*) FROM devices WHERE location IS NOT NULL' 2>&1)
-fi
-echo "fotad: $A_FOTAD_CPU s CPU ($A_FOTAD_US us per registration); registrations in the database after it stopped: $A_ROWS, of $A_FOTAD_OK registered"
-
-if coaprd_start; then
-  cpu0=$(cpu_s "$COAPRD_PID")
-  run_procs a-rd "$REG_CLIENTS" 0 0 "$A_ARGS"
-  c=$(calc 'b - a' a="$cpu0" b="$(cpu_s "$COAPRD_PID")")
-  report "coap-rd register" register $RUN_FILES
-  A_COAPRD=$R_RATE
-  A_COAPRD_US=$(calc '(n + 0 > 0 ? sprintf("%.0f", c * 1e6 / n) : "n/a")' c="$c" n="$R_OK")
-  A_RATIO=$(calc '(c + 0 > 0 ? sprintf("%.2f", f / c) : "n/a")' f="$A_FOTAD" c="$A_COAPRD")
-  A_US_RATIO=$(calc '(f + 0 > 0 && c + 0 > 0 ? sprintf("%.2f", c / f) : "n/a")' f="$A_FOTAD_US" c="$A_COAPRD_US")
-  echo "coap-rd: $c s CPU ($A_COAPRD_US us per registration)"
-  # Does coap-rd take an LwM2M Update (POST /rd/<location>)?
-  "$RD_LOAD" --server "$TARGET" --clients 1 --phase both \
-    --updates-per-client 1 --ep-prefix probe- --duration 10 \
-    >"$WORK/rd-probe.out" 2>&1
-  set -- $(agg update "$WORK/rd-probe.out")
-  codes=$(awk '$2 == "phase=update" {
-    for (i = 1; i <= NF; i++) if ($i ~ /^code_/) printf "%s ", $i }' \
-    "$WORK/rd-probe.out")
-  if [ "$2" = 1 ]; then
-    B_COAPRD_NOTE=
-  else
-    B_COAPRD_NOTE="coap-rd has no LwM2M Update: POST /rd/<location> got ${codes:-no answer}(it only registers GET, PUT=5.01 and DELETE on an rd entry), so load (b) is not run against it"
-    echo "$B_COAPRD_NOTE"
+echo "## (a) Register: $REG_CLIENTS sockets x $REG_PER_CLIENT endpoints = $NREG registrations, $REG_ROUNDS rounds"
+: >"$WORK/a.rounds"
+A_PROBED=0
+k=1
+while [ $k -le "$REG_ROUNDS" ]; do
+  fotad_start "a$k"
+  cpu0=$(cpu_s "$FOTAD_PID")
+  run_procs "a$k" "$REG_CLIENTS" 0 0 "$A_ARGS"
+  fotad_alive
+  f_cpu=$(calc 'b - a' a="$cpu0" b="$(cpu_s "$FOTAD_PID")")
+  A_LOAD_CPU=$(load_cpu $RUN_FILES)
+  report "round $k: fotad register" register $RUN_FILES
+  f_rate=$R_RATE
+  f_us=$(calc '(n + 0 > 0 ? sprintf("%.1f", c * 1e6 / n) : "n/a")' c="$f_cpu" n="$R_OK")
+  f_ok=$R_OK
+  fotad_stop
+  rows="(no sqlite3 shell)"
+  if command -v sqlite3 >/dev/null 2>&1; then
+    rows=$(sqlite3 "$WORK/a$k/state/fotad.db" \
+      'SELECT count(*) FROM devices WHERE location IS NOT NULL' 2>&1)
   fi
-  coaprd_stop
-else
-  echo "coap-rd ($COAP_RD) not available, or no free port: comparison skipped"
+  echo "round $k: fotad: $f_cpu s CPU ($f_us us per registration); registrations in the database after it stopped: $rows, of $f_ok registered"
+  A_FOTAD_CPU=$f_cpu
+  c_rate=n/a
+  c_us=n/a
+  if coaprd_start; then
+    cpu0=$(cpu_s "$COAPRD_PID")
+    run_procs "a$k-rd" "$REG_CLIENTS" 0 0 "$A_ARGS"
+    c_cpu=$(calc 'b - a' a="$cpu0" b="$(cpu_s "$COAPRD_PID")")
+    report "round $k: coap-rd register" register $RUN_FILES
+    c_rate=$R_RATE
+    c_us=$(calc '(n + 0 > 0 ? sprintf("%.1f", c * 1e6 / n) : "n/a")' c="$c_cpu" n="$R_OK")
+    echo "round $k: coap-rd: $c_cpu s CPU ($c_us us per registration); ratio $(calc 'sprintf("%.2f", f / c)' f="$f_rate" c="$c_rate")"
+    if [ $A_PROBED = 0 ]; then
+      A_PROBED=1
+      # Does coap-rd take an LwM2M Update (POST /rd/<location>)?
+      "$RD_LOAD" --server "$TARGET" --clients 1 --phase both \
+        --updates-per-client 1 --ep-prefix probe- --duration 10 \
+        >"$WORK/rd-probe.out" 2>&1
+      set -- $(agg update "$WORK/rd-probe.out")
+      codes=$(awk '$2 == "phase=update" {
+        for (i = 1; i <= NF; i++) if ($i ~ /^code_/) printf "%s ", $i }' \
+        "$WORK/rd-probe.out")
+      if [ "$2" = 1 ]; then
+        B_COAPRD_NOTE=
+      else
+        B_COAPRD_NOTE="coap-rd has no LwM2M Update: POST /rd/<location> got ${codes:-no answer}(it only registers GET, PUT=5.01 and DELETE on an rd entry), so load (b) is not run against it"
+        echo "$B_COAPRD_NOTE"
+      fi
+    fi
+    coaprd_stop
+  else
+    echo "coap-rd ($COAP_RD) not available, or no free port: comparison skipped"
+  fi
+  echo "$f_rate $f_us $c_rate $c_us" >>"$WORK/a.rounds"
+  k=$((k + 1))
+done
+# med: the median of the numbers on standard input, one per line.
+med() {
+  sort -g | awk '{ v[NR] = $1 }
+    END {
+      if (NR == 0) { print "n/a"; exit }
+      print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)
+    }'
+}
+# column N: column N of a.rounds, or nothing if any round lacks it.
+column() {
+  awk -v c="$1" '$c == "n/a" { bad = 1 } { v[NR] = $c }
+    END { if (!bad) for (i = 1; i <= NR; i++) print v[i] }' "$WORK/a.rounds"
+}
+A_FOTAD=$(calc 'sprintf("%.0f", v)' v="$(column 1 | med)")
+A_FOTAD_US=$(column 2 | med)
+if [ "$(column 3 | med)" != n/a ]; then
+  A_COAPRD=$(calc 'sprintf("%.0f", v)' v="$(column 3 | med)")
+  A_COAPRD_US=$(column 4 | med)
+  awk '{ print $1 / $3, $4 / $2 }' "$WORK/a.rounds" >"$WORK/a.ratios"
+  A_RATIO=$(calc 'sprintf("%.2f", v)' v="$(awk '{ print $1 }' "$WORK/a.ratios" | med)")
+  A_US_RATIO=$(calc 'sprintf("%.2f", v)' v="$(awk '{ print $2 }' "$WORK/a.ratios" | med)")
+  echo "rounds: ratio per round $(awk '{ s = s (NR > 1 ? " " : "") sprintf("%.2f", $1) } END { print s }' "$WORK/a.ratios"); median $A_RATIO"
 fi
 fi
 
