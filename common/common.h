@@ -89,6 +89,10 @@ int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
                    char *err, size_t errlen);
 /* Formats a socket address as "HOST:PORT" or "[V6HOST]:PORT". */
 void format_sockaddr(const struct sockaddr *sa, char *buf, size_t buflen);
+/* Writes v in decimal at p, without a terminating NUL; returns the end
+ * (at most 10 characters). For hot paths where snprintf() would cost more
+ * than the rest of the work. */
+char *put_decimal(char *p, unsigned v);
 /* Returns the port of an IPv4 or IPv6 socket address. */
 int sockaddr_port(const struct sockaddr *sa);
 

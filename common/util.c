@@ -180,8 +180,7 @@ int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
   return 0;
 }
 
-/* Writes v in decimal at p; returns the end. */
-static char *put_decimal(char *p, unsigned v)
+char *put_decimal(char *p, unsigned v)
 {
   char t[10];
   int n = 0;

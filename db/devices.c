@@ -79,22 +79,6 @@ static char *json_escape(char *p, const char *s)
   return p;
 }
 
-/* Appends v in decimal (snprintf costs more than the rest of
- * objects_json()). */
-static char *put_uint(char *p, unsigned v)
-{
-  char digits[10];
-  size_t n = 0;
-
-  do {
-    digits[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v > 0);
-  while (n > 0)
-    *p++ = digits[--n];
-  return p;
-}
-
 /*
  * The devices.objects text for n links (see the schema): sorted by object
  * and instance, and where a payload names one twice, the last wins (as a
@@ -134,13 +118,13 @@ static char *objects_json(const struct db_object_link *links, size_t n)
     if (p[-1] != '[')
       *p++ = ',';
     *p++ = '[';
-    p = put_uint(p, l->oid);
+    p = put_decimal(p, l->oid);
     *p++ = ',';
     if (l->iid < 0) {
       memcpy(p, "null", 4);
       p += 4;
     } else {
-      p = put_uint(p, (unsigned)l->iid);
+      p = put_decimal(p, (unsigned)l->iid);
     }
     if (l->version) {
       *p++ = ',';

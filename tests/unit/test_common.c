@@ -776,6 +776,19 @@ static void test_hostport(void)
   }
 
   {
+    static const unsigned v[] = {0, 7, 10, 65535, 4294967295u};
+    static const char *const want_dec[] = {"0", "7", "10", "65535",
+                                           "4294967295"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+      char *end = put_decimal(buf, v[i]);
+
+      *end = '\0';
+      is_str(buf, want_dec[i], "put_decimal %u", v[i]);
+    }
+  }
+
+  {
     char small[8];
 
     /* Cut like snprintf(). */
