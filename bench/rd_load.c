@@ -77,6 +77,7 @@ struct opts {
   int64_t window;
   int64_t max_inflight;
   int64_t duration_s;
+  int64_t setup_duration_s; /* the registrations before Updates; -1: same */
   int64_t max_tries;
   int64_t lifetime;
   int64_t first_client;
@@ -85,6 +86,7 @@ struct opts {
   struct in_addr source_base;
   const char *ep_prefix;
   const char *payload;
+  const char *go_file;     /* Updates wait until it exists */
   bool do_register_report; /* print the register phase as a result */
   bool do_update;
   bool hold;
@@ -618,7 +620,7 @@ static void print_result(const struct load *ld, const char *name, double cpu_s)
 /* Runs one phase to its end: every request answered or given up, or the
  * time is up. Returns 0, or a negative errno if epoll fails. */
 static int run_phase(struct load *ld, enum phase ph, uint32_t per_client,
-                     const char *name)
+                     int64_t duration_s, const char *name)
 {
   struct epoll_event evs[EVENTS_MAX];
   int64_t start_us, stop_us, drain_us;
@@ -640,8 +642,7 @@ static int run_phase(struct load *ld, enum phase ph, uint32_t per_client,
       ready_push(ld, c);
   }
   start_us = mono_us();
-  stop_us =
-      ld->o.duration_s > 0 ? start_us + ld->o.duration_s * 1000000 : INT64_MAX;
+  stop_us = duration_s > 0 ? start_us + duration_s * 1000000 : INT64_MAX;
   drain_us = INT64_MAX;
 
   while (ld->done < ld->target && !stop_flag) {
@@ -796,6 +797,10 @@ static void usage(FILE *f)
       "                           (once per 2 s), grow it back by one per\n"
       "                           cap's worth of answers\n"
       "  --duration S             seconds per phase at most (120)\n"
+      "  --setup-duration S       seconds at most for the registrations\n"
+      "                           before Updates (--duration)\n"
+      "  --go-file F              start the Updates once F exists, so that\n"
+      "                           several processes time them together\n"
       "  --max-tries T            transmissions before giving up (5)\n"
       "  --ep-prefix S            endpoint name prefix (rdload-)\n"
       "  --lifetime S             lt= of each Register (86400)\n"
@@ -836,6 +841,8 @@ enum {
   OPT_WINDOW,
   OPT_MAX_INFLIGHT,
   OPT_DURATION,
+  OPT_SETUP_DURATION,
+  OPT_GO_FILE,
   OPT_MAX_TRIES,
   OPT_PREFIX,
   OPT_LIFETIME,
@@ -858,6 +865,8 @@ static const struct option long_opts[] = {
     {"window", required_argument, NULL, OPT_WINDOW},
     {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
     {"duration", required_argument, NULL, OPT_DURATION},
+    {"setup-duration", required_argument, NULL, OPT_SETUP_DURATION},
+    {"go-file", required_argument, NULL, OPT_GO_FILE},
     {"max-tries", required_argument, NULL, OPT_MAX_TRIES},
     {"ep-prefix", required_argument, NULL, OPT_PREFIX},
     {"lifetime", required_argument, NULL, OPT_LIFETIME},
@@ -903,6 +912,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
       .updates_per_client = 10,
       .window = 1,
       .duration_s = 120,
+      .setup_duration_s = -1,
       .max_tries = 5,
       .lifetime = 86400,
       .per_addr = 16384,
@@ -938,6 +948,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
       break;
     case OPT_DURATION:
       rc = num_arg("duration", optarg, 0, 86400, &o->duration_s);
+      break;
+    case OPT_SETUP_DURATION:
+      rc = num_arg("setup-duration", optarg, 0, 86400, &o->setup_duration_s);
+      break;
+    case OPT_GO_FILE:
+      o->go_file = optarg;
       break;
     case OPT_MAX_TRIES:
       rc = num_arg("max-tries", optarg, 1, 100, &o->max_tries);
@@ -1046,6 +1062,23 @@ static void wait_until(int64_t at_ms)
   }
 }
 
+/* Waits until path exists, a signal comes, or ten minutes have passed. */
+static void wait_for_file(const char *path)
+{
+  int64_t until = wall_ms() + 600000;
+
+  while (!stop_flag && access(path, F_OK) != 0) {
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
+
+    if (wall_ms() >= until) {
+      log_err("--go-file %s: not there after ten minutes", path);
+      stop_flag = 1;
+      return;
+    }
+    nanosleep(&ts, NULL);
+  }
+}
+
 int main(int argc, char **argv)
 {
   struct load ld = {.epfd = -1};
@@ -1086,13 +1119,18 @@ int main(int argc, char **argv)
   if (ld.o.start_at_ms > 0)
     wait_until(ld.o.start_at_ms);
 
-  if (run_phase(&ld, PHASE_REGISTER, (uint32_t)ld.o.regs_per_client,
-                ld.o.do_register_report ? phase_names[PHASE_REGISTER]
-                                        : "setup") < 0)
+  if (run_phase(
+          &ld, PHASE_REGISTER, (uint32_t)ld.o.regs_per_client,
+          ld.o.do_update && ld.o.setup_duration_s >= 0 ? ld.o.setup_duration_s
+                                                       : ld.o.duration_s,
+          ld.o.do_register_report ? phase_names[PHASE_REGISTER] : "setup") < 0)
     goto out;
+  fflush(stdout);
+  if (ld.o.do_update && ld.o.go_file)
+    wait_for_file(ld.o.go_file);
   if (ld.o.do_update && !stop_flag &&
       run_phase(&ld, PHASE_UPDATE, (uint32_t)ld.o.updates_per_client,
-                phase_names[PHASE_UPDATE]) < 0)
+                ld.o.duration_s, phase_names[PHASE_UPDATE]) < 0)
     goto out;
   printf("cpu total_s=%.3f\ndone\n", cpu_seconds());
   fflush(stdout);
