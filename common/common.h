@@ -93,6 +93,9 @@ void format_sockaddr(const struct sockaddr *sa, char *buf, size_t buflen);
  * (at most 10 characters). For hot paths where snprintf() would cost more
  * than the rest of the work. */
 char *put_decimal(char *p, unsigned v);
+/* Copies s to p, without its NUL; returns the end. The caller sized the
+ * buffer for it. */
+char *put_text(char *p, const char *s);
 /* Returns the port of an IPv4 or IPv6 socket address. */
 int sockaddr_port(const struct sockaddr *sa);
 

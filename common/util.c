@@ -194,6 +194,14 @@ char *put_decimal(char *p, unsigned v)
   return p;
 }
 
+char *put_text(char *p, const char *s)
+{
+  size_t len = strlen(s);
+
+  memcpy(p, s, len);
+  return p + len;
+}
+
 void format_sockaddr(const struct sockaddr *sa, char *buf, size_t buflen)
 {
   char host[INET6_ADDRSTRLEN];

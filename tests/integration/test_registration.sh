@@ -40,6 +40,13 @@ echo "$d" | grep -q '"lifetime":300' && echo "$d" | grep -q '"binding":"U"' &&
 ok $? "lifetime, binding and version are stored"
 echo "$d" | grep -q '"content_format":"application/senml+cbor"'
 ok $? "a 1.1 device without ct gets SenML CBOR"
+ev=$("$CURL" -sS -m 10 "$BASE/api/v1/devices/dev-1/timeline" |
+  jq -c '[.events[] | select(.type == "registered")][0].data')
+want="{\"location\":\"$loc\",\"lwm2m\":\"1.1\",\"lifetime\":300,\"binding\":\"U\",\"peer\":\"127.0.0.1:"
+case "$ev" in
+"$want"[0-9]*'"}') ok 0 "the timeline records the registration: $ev" ;;
+*) ok 1 "the timeline records the registration: got $ev, want $want<port>\"}" ;;
+esac
 
 out=$(coap -m post "coap://127.0.0.1:$COAP_PORT/rd/$loc?lt=600")
 echo "$out" | grep -q 'c:2.04'
