@@ -31,7 +31,7 @@ set -u
 : "${COAP_RD:=coap-rd-notls}"
 : "${REG_CLIENTS:=64}"
 : "${REG_PER_CLIENT:=300}"
-: "${REG_ROUNDS:=5}"
+: "${REG_ROUNDS:=9}"
 : "${UPD_SIZES:=1000 10000 100000}"
 : "${UPD_TOTAL:=1000000}"
 : "${UPD_DURATION:=20}"
