@@ -202,6 +202,9 @@ int api_check_fields(struct api_req *req, json_t *body,
 void api_etag_of(const void *data, size_t len, char out[40]);
 int api_check_if_match(struct api_req *req, json_t *current, bool required);
 
+/* The id of the device named by the route's first parameter ({ep});
+ * replies 404 (unknown_device) or 500 and returns the error otherwise. */
+int api_device_id(struct api_req *req, int64_t *id);
 /* Fills who (the caller's token), from where (remote, a buffer of len)
  * and when, for an audit row the orchestrator completes. */
 void api_audit_template(struct api_req *req, struct db_audit *a, char *remote,

@@ -44,25 +44,13 @@ static void add_component(void *arg, const struct db_component *c)
                      api_time(c->updated_at)));
 }
 
-static int device_id(struct api_req *req, int64_t *id)
-{
-  int rc = db_device_id(req->api->db, req->params[0], id);
-
-  if (rc == -ENOENT)
-    api_reply_error(req, 404, "unknown_device", "no device '%s'",
-                    req->params[0]);
-  else if (rc < 0)
-    api_reply_error(req, 500, "internal", "cannot read the device");
-  return rc;
-}
-
 /* GET /api/v1/devices/{ep}/components */
 void api_list_device_components(struct api_req *req)
 {
   int64_t id;
   json_t *arr;
 
-  if (device_id(req, &id) < 0)
+  if (api_device_id(req, &id) < 0)
     return;
   arr = json_array();
   if (db_components_of_device(req->api->db, id, add_component, arr) < 0) {
@@ -132,7 +120,7 @@ void api_get_device_timeline(struct api_req *req)
     api_reply_error(req, 400, "bad_request", "cursor: expected an event id");
     return;
   }
-  if (device_id(req, &id) < 0)
+  if (api_device_id(req, &id) < 0)
     return;
   tc.arr = json_array();
   if (db_timeline_list(req->api->db, id, after, limit, add_event, &tc) < 0) {
@@ -179,7 +167,7 @@ void api_list_device_sent(struct api_req *req)
     api_reply_error(req, 400, "bad_request", "cursor: expected an id");
     return;
   }
-  if (device_id(req, &id) < 0)
+  if (api_device_id(req, &id) < 0)
     return;
   arr = json_array();
   if (db_sent_values_list(req->api->db, id, after, limit, add_sent, arr) < 0) {

@@ -182,3 +182,15 @@ int api_query_cursor_id(struct api_req *req, int64_t *out)
   }
   return 0;
 }
+
+int api_device_id(struct api_req *req, int64_t *id)
+{
+  int rc = db_device_id(req->api->db, req->params[0], id);
+
+  if (rc == -ENOENT)
+    api_reply_error(req, 404, "unknown_device", "no device '%s'",
+                    req->params[0]);
+  else if (rc < 0)
+    api_reply_error(req, 500, "internal", "cannot read the device");
+  return rc;
+}

@@ -306,22 +306,13 @@ void api_list_device_jobs(struct api_req *req)
 {
   struct job_ctx jc = {.api = req->api};
   int64_t device_id, before;
-  int limit, rc;
+  int limit;
   char next[24];
 
   if (api_query_limit(req, 50, JOBS_PAGE_MAX, &limit) < 0 ||
-      api_query_cursor_id(req, &before) < 0)
+      api_query_cursor_id(req, &before) < 0 ||
+      api_device_id(req, &device_id) < 0)
     return;
-  rc = db_device_id(req->api->db, req->params[0], &device_id);
-  if (rc == -ENOENT) {
-    api_reply_error(req, 404, "unknown_device", "no device '%s'",
-                    req->params[0]);
-    return;
-  }
-  if (rc < 0) {
-    api_reply_error(req, 500, "internal", "cannot read the device");
-    return;
-  }
   jc.arr = json_array();
   if (db_jobs_of_device(req->api->db, device_id, before, limit, got_job, &jc) <
       0) {

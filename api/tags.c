@@ -50,19 +50,6 @@ json_t *api_device_tags_json(struct api *api, int64_t device_id)
   return arr;
 }
 
-/* The id of the device {ep}; replies 404 or 500 and fails otherwise. */
-static int device_id(struct api_req *req, int64_t *id)
-{
-  int rc = db_device_id(req->api->db, req->params[0], id);
-
-  if (rc == -ENOENT)
-    api_reply_error(req, 404, "unknown_device", "no device '%s'",
-                    req->params[0]);
-  else if (rc < 0)
-    api_reply_error(req, 500, "internal", "cannot read the device");
-  return rc;
-}
-
 /* Replies status with {"endpoint": ep, "tags": [...]} as stored now. */
 static void reply_tags(struct api_req *req, unsigned status, int64_t id)
 {
@@ -95,7 +82,7 @@ void api_get_device_tags(struct api_req *req)
 {
   int64_t id;
 
-  if (device_id(req, &id) < 0)
+  if (api_device_id(req, &id) < 0)
     return;
   reply_tags(req, 200, id);
 }
@@ -151,7 +138,7 @@ void api_put_device_tags(struct api_req *req)
   if (!body)
     return;
   if (api_check_fields(req, body, fields) < 0 ||
-      tags_body(req, body, tags, &n) < 0 || device_id(req, &id) < 0)
+      tags_body(req, body, tags, &n) < 0 || api_device_id(req, &id) < 0)
     goto out;
   /* The set it replaces goes in the audit row, so that it can be restored
    * by hand. */
@@ -198,7 +185,7 @@ void api_add_device_tag(struct api_req *req)
   int64_t id;
   int rc;
 
-  if (tag_param(req, &tag) < 0 || device_id(req, &id) < 0)
+  if (tag_param(req, &tag) < 0 || api_device_id(req, &id) < 0)
     return;
   cur = api_device_tags_json(req->api, id);
   if (!cur) {
@@ -248,7 +235,7 @@ void api_remove_device_tag(struct api_req *req)
   int64_t id;
   int rc;
 
-  if (tag_param(req, &tag) < 0 || device_id(req, &id) < 0)
+  if (tag_param(req, &tag) < 0 || api_device_id(req, &id) < 0)
     return;
   if (db_action_begin(req->api->db) < 0) {
     api_reply_error(req, 500, "internal", "cannot remove the tag");

@@ -321,7 +321,7 @@ int db_job_events(struct db *db, int64_t job_id, int64_t after_id, int limit,
                   db_event_cb *cb, void *arg)
 {
   sqlite3_stmt *st = NULL;
-  int rc, src;
+  int rc;
 
   rc = db_stmt_get(db,
                    "SELECT id, at, type, endpoint, job_id, rollout_id, data "
@@ -333,23 +333,7 @@ int db_job_events(struct db *db, int64_t job_id, int64_t after_id, int limit,
   sqlite3_bind_int64(st, 1, job_id);
   sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int(st, 3, limit);
-  while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-    struct db_event e = {
-        .id = sqlite3_column_int64(st, 0),
-        .at = sqlite3_column_int64(st, 1),
-        .type = db_col_text(st, 2),
-        .endpoint = db_col_text(st, 3),
-        .job_id = sqlite3_column_int64(st, 4),
-        .rollout_id = sqlite3_column_int64(st, 5),
-        .data = db_col_text(st, 6),
-    };
-
-    cb(arg, &e);
-  }
-  if (src != SQLITE_DONE) {
-    log_err("%s: job events query: %s", db_path(db), sqlite3_errmsg(db->h));
-    rc = db_errno(src);
-  }
+  rc = db_event_rows(db, st, cb, arg);
 out:
   db_stmt_done(st);
   return rc;

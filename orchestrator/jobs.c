@@ -2198,22 +2198,10 @@ int orch_job_start(struct orch *orch, const struct orch_job_spec *spec,
     free(data);
     json_decref(ev);
   }
-  if (rc == 0 && spec->audit) {
-    struct db_audit a = *spec->audit;
-    char target[48];
-    json_t *d = json_pack("{s:s, s:O, s:b}", "endpoint", spec->ep, "packages",
-                          pkgs, "force", spec->force);
-
-    snprintf(target, sizeof(target), "/api/v1/jobs/%lld", (long long)row.id);
-    char *details = json_dumps(d, JSON_COMPACT);
-
-    a.action = "job.create";
-    a.target = target;
-    a.details = details;
-    rc = db_audit_add(orch->db, &a);
-    free(details);
-    json_decref(d);
-  }
+  if (rc == 0)
+    rc = orch_audit(orch, spec->audit, "job.create", "jobs", row.id,
+                    json_pack("{s:s, s:O, s:b}", "endpoint", spec->ep,
+                              "packages", pkgs, "force", spec->force));
   json_decref(pkgs);
   if (rc == 0 && spec->stored)
     rc = spec->stored(spec->stored_arg, row.id);
@@ -2321,14 +2309,8 @@ int orch_job_cancel(struct orch *orch, int64_t job_id,
     return -EBUSY;
   }
   if (audit) {
-    struct db_audit a = *audit;
-    char target[48];
-
-    snprintf(target, sizeof(target), "/api/v1/jobs/%lld", (long long)job_id);
-    a.action = "job.cancel";
-    a.target = target;
-    a.details = NULL;
-    if (db_action_begin(orch->db) < 0 || db_audit_add(orch->db, &a) < 0) {
+    if (db_action_begin(orch->db) < 0 ||
+        orch_audit(orch, audit, "job.cancel", "jobs", job_id, NULL) < 0) {
       db_action_end(orch->db, false);
       snprintf(err, errlen, "cannot store the audit row");
       return -EIO;

@@ -57,3 +57,28 @@ void orch_free(struct orch *orch)
   orch_packages_free(orch);
   free(orch);
 }
+
+int orch_audit(struct orch *orch, const struct db_audit *tmpl,
+               const char *action, const char *kind, int64_t id,
+               json_t *details)
+{
+  struct db_audit a;
+  char target[64];
+  char *text;
+  int rc;
+
+  if (!tmpl) {
+    json_decref(details);
+    return 0;
+  }
+  a = *tmpl;
+  snprintf(target, sizeof(target), "/api/v1/%s/%lld", kind, (long long)id);
+  text = details ? json_dumps(details, JSON_COMPACT) : NULL;
+  json_decref(details);
+  a.action = action;
+  a.target = target;
+  a.details = text;
+  rc = db_audit_add(orch->db, &a);
+  free(text);
+  return rc;
+}

@@ -150,6 +150,13 @@ void orch_jobs_set_done_cb(struct orch *orch,
                                       const struct orch_job_outcome *o),
                            void *arg);
 
+/* orch.c */
+/* Adds the audit row of action on /api/v1/KIND/ID from the caller's
+ * template (NULL: no row); details is stolen. */
+int orch_audit(struct orch *orch, const struct db_audit *tmpl,
+               const char *action, const char *kind, int64_t id,
+               json_t *details);
+
 /* rollouts.c */
 int orch_rollouts_init(struct orch *orch, char *err, size_t errlen);
 void orch_rollouts_free(struct orch *orch);

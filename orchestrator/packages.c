@@ -314,32 +314,6 @@ static void got_package(void *arg, const struct db_package *p)
   snprintf(f->version, sizeof(f->version), "%s", p->version);
 }
 
-/* Adds the audit row of an action on package id, from the caller's
- * template; details is stolen. */
-static int audit(struct orch *orch, const struct db_audit *tmpl,
-                 const char *action, int64_t id, json_t *details)
-{
-  struct db_audit a;
-  char target[48];
-  char *text;
-  int rc;
-
-  if (!tmpl) {
-    json_decref(details);
-    return 0;
-  }
-  a = *tmpl;
-  snprintf(target, sizeof(target), "/api/v1/packages/%lld", (long long)id);
-  text = details ? json_dumps(details, JSON_COMPACT) : NULL;
-  json_decref(details);
-  a.action = action;
-  a.target = target;
-  a.details = text;
-  rc = db_audit_add(orch->db, &a);
-  free(text);
-  return rc;
-}
-
 /* Where content with this hash is stored; a new string. */
 static char *content_path(const struct orch *orch, const char *sha256)
 {
@@ -440,11 +414,11 @@ int orch_upload_finish(struct orch_upload *up, const struct orch_pkg_new *p,
   if (rc == 0)
     rc = db_package_add(orch->db, &row);
   if (rc == 0)
-    rc = audit(orch, p->audit, "package.upload", row.id,
-               json_pack("{s:s, s:s, s:s, s:I, s:s?, s:b}", "component",
-                         p->component, "version", p->version, "sha256", sha,
-                         "size", (json_int_t)up->size, "mcuboot", row.mcuboot,
-                         "forced", p->force));
+    rc = orch_audit(orch, p->audit, "package.upload", "packages", row.id,
+                    json_pack("{s:s, s:s, s:s, s:I, s:s?, s:b}", "component",
+                              p->component, "version", p->version, "sha256",
+                              sha, "size", (json_int_t)up->size, "mcuboot",
+                              row.mcuboot, "forced", p->force));
   if (rc < 0) {
     snprintf(err, errlen, "cannot store the package");
     goto out;
@@ -717,9 +691,9 @@ int orch_pkg_delete(struct orch *orch, int64_t id,
   }
   rc = db_package_delete(orch->db, id);
   if (rc == 0)
-    rc = audit(orch, audit_tmpl, "package.delete", id,
-               json_pack("{s:s, s:s, s:s}", "component", f.component,
-                         "version", f.version, "sha256", f.sha256));
+    rc = orch_audit(orch, audit_tmpl, "package.delete", "packages", id,
+                    json_pack("{s:s, s:s, s:s}", "component", f.component,
+                              "version", f.version, "sha256", f.sha256));
   if (rc == 0)
     rc = db_packages_count_sha256(orch->db, f.sha256, &left);
   if (rc == 0)
@@ -759,8 +733,8 @@ int orch_pkg_set_forced(struct orch *orch, int64_t id, bool forced,
     return rc;
   rc = db_package_set_forced(orch->db, id, forced);
   if (rc == 0)
-    rc = audit(orch, audit_tmpl, "package.update", id,
-               json_pack("{s:b}", "force", forced));
+    rc = orch_audit(orch, audit_tmpl, "package.update", "packages", id,
+                    json_pack("{s:b}", "force", forced));
   if (rc == 0)
     rc = db_action_end(orch->db, true);
   if (rc < 0) {

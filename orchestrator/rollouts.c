@@ -1294,30 +1294,6 @@ uint64_t orch_rollout_gate_trips(const struct orch *orch)
 
 /* The operator's side. */
 
-static int audit_add(struct orch *orch, const struct db_audit *audit,
-                     const char *action, int64_t id, json_t *details)
-{
-  struct db_audit a;
-  char target[48];
-  char *d;
-  int rc;
-
-  if (!audit) {
-    json_decref(details);
-    return 0;
-  }
-  a = *audit;
-  snprintf(target, sizeof(target), "/api/v1/rollouts/%lld", (long long)id);
-  d = details ? json_dumps(details, JSON_COMPACT) : NULL;
-  a.action = action;
-  a.target = target;
-  a.details = d;
-  rc = db_audit_add(orch->db, &a);
-  free(d);
-  json_decref(details);
-  return rc;
-}
-
 json_t *orch_rollout_dry_run(struct orch *orch, json_t *body, int *rc,
                              char *err, size_t errlen)
 {
@@ -1380,8 +1356,8 @@ int orch_rollout_create(struct orch *orch, json_t *body,
     free(data);
   }
   if (rc == 0)
-    rc =
-        audit_add(orch, audit, "rollout.create", row.id, json_incref(sp.norm));
+    rc = orch_audit(orch, audit, "rollout.create", "rollouts", row.id,
+                    json_incref(sp.norm));
   if (rc == 0)
     rc = db_action_end(orch->db, true);
   if (rc < 0) {
@@ -1448,7 +1424,8 @@ static int start(struct orch *orch, const struct db_rollout *row,
     if (rc == 0)
       rc = plan_store(orch, r->id, &p, true);
     if (rc == 0)
-      rc = audit_add(orch, audit, "rollout.start", r->id,
+      rc =
+          orch_audit(orch, audit, "rollout.start", "rollouts", r->id,
                      json_pack("{s:I, s:I}", "members", (json_int_t)p.eligible,
                                "skipped", (json_int_t)(p.n - p.eligible)));
     if (rc == 0) {
@@ -1504,7 +1481,7 @@ int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
   } else if (strcmp(action, "pause") == 0) {
     if (r && st == RS_RUNNING) {
       db_action_begin(orch->db);
-      audit_add(orch, audit, act, id, NULL);
+      orch_audit(orch, audit, act, "rollouts", id, NULL);
       rc = set_state(r, RS_PAUSED, "paused by the operator");
       db_action_end(orch->db, rc == 0);
     }
@@ -1520,7 +1497,7 @@ int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
         if (unfinished_upto(&c, r->stage) == 0)
           r->gate_passed_stage = r->stage;
         db_action_begin(orch->db);
-        audit_add(orch, audit, act, id, NULL);
+        orch_audit(orch, audit, act, "rollouts", id, NULL);
         rc = set_state(r, RS_RUNNING, NULL);
         db_action_end(orch->db, rc == 0);
         r->tokens_at = loop_now(orch->loop);
@@ -1537,13 +1514,13 @@ int orch_rollout_control(struct orch *orch, int64_t id, const char *action,
       u.reason = "aborted by the operator";
       u.updated_at = u.finished_at = loop_wall(orch->loop);
       db_action_begin(orch->db);
-      audit_add(orch, audit, act, id, NULL);
+      orch_audit(orch, audit, act, "rollouts", id, NULL);
       rc = db_rollout_update(orch->db, &u);
       db_action_end(orch->db, rc == 0);
     } else if (r && !rstate_final(st)) {
       abort_members(r);
       db_action_begin(orch->db);
-      audit_add(orch, audit, act, id, NULL);
+      orch_audit(orch, audit, act, "rollouts", id, NULL);
       finish(r, RS_ABORTED, "aborted by the operator", "aborted");
       rc = db_action_end(orch->db, true);
     }
